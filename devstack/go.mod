@@ -1,0 +1,3 @@
+module github.com/bugtracker/bugtracker/devstack
+
+go 1.26.0

@@ -1,0 +1,3 @@
+module github.com/bugtracker/bugtracker/gateway
+
+go 1.26.0

@@ -1,0 +1,3 @@
+module github.com/bugtracker/bugtracker/notif
+
+go 1.26.0
