@@ -1,0 +1,197 @@
+package authn
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bugtracker/bugtracker/platform/internal/testenv"
+)
+
+var keys = Keys{Secret: "0123456789abcdef0123456789abcdef", Issuer: "bugtracker-auth", Audience: "bugtracker"}
+
+func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.RegisteredClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func validClaims() jwt.RegisteredClaims {
+	now := time.Now()
+	return jwt.RegisteredClaims{
+		Subject: "u1", ID: "jti-1", Issuer: keys.Issuer, Audience: jwt.ClaimStrings{keys.Audience},
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Minute)),
+	}
+}
+
+func TestVerifierRejectsBadTokens(t *testing.T) {
+	revs := NewMemoryRevocations()
+	v, err := NewVerifier(keys, revs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := NewSigner(keys, 15*time.Minute)
+	good, p, err := signer.Issue("u1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Verify(context.Background(), good)
+	if err != nil || got.UserID != "u1" || got.TokenID != p.TokenID {
+		t.Fatalf("good token refused: %+v %v", got, err)
+	}
+
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	hs := []byte(keys.Secret)
+	mutate := func(f func(*jwt.RegisteredClaims)) string {
+		c := validClaims()
+		f(&c)
+		return sign(t, jwt.SigningMethodHS256, hs, c)
+	}
+	none := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, validClaims())
+	cases := map[string]string{
+		"alg none":       none,
+		"HS512":          sign(t, jwt.SigningMethodHS512, hs, validClaims()),
+		"RS256":          sign(t, jwt.SigningMethodRS256, rsaKey, validClaims()),
+		"wrong key":      sign(t, jwt.SigningMethodHS256, []byte("ffffffffffffffffffffffffffffffff"), validClaims()),
+		"expired":        mutate(func(c *jwt.RegisteredClaims) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Second)) }),
+		"no expiry":      mutate(func(c *jwt.RegisteredClaims) { c.ExpiresAt = nil }),
+		"wrong issuer":   mutate(func(c *jwt.RegisteredClaims) { c.Issuer = "evil" }),
+		"wrong audience": mutate(func(c *jwt.RegisteredClaims) { c.Audience = jwt.ClaimStrings{"other"} }),
+		"no subject":     mutate(func(c *jwt.RegisteredClaims) { c.Subject = "" }),
+		"no jti":         mutate(func(c *jwt.RegisteredClaims) { c.ID = "" }),
+		"garbage":        "not.a.token",
+	}
+	for name, tok := range cases {
+		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s: want ErrInvalidToken, got %v", name, err)
+		}
+	}
+
+	if err := revs.Revoke(context.Background(), p.TokenID, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), good); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("revoked token accepted: %v", err)
+	}
+}
+
+func TestMiddleware(t *testing.T) {
+	v, _ := NewVerifier(keys, NewMemoryRevocations())
+	signer, _ := NewSigner(keys, time.Minute)
+	tok, _, _ := signer.Issue("u42", time.Now())
+	app := fiber.New()
+	app.Get("/me", v.Middleware(), func(c *fiber.Ctx) error {
+		p, _ := PrincipalFrom(c)
+		return c.SendString(p.UserID)
+	})
+	for header, want := range map[string]int{
+		"":                    401,
+		"Bearer":              401,
+		"Basic " + tok:        401,
+		"Bearer " + tok:       200,
+		"bearer " + tok:       200,
+		"Bearer " + tok + "x": 401,
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/me", nil)
+		if header != "" {
+			req.Header.Set("Authorization", header)
+		}
+		resp, err := app.Test(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if want == 200 && string(body) != "u42" {
+			t.Fatalf("principal not stored: %q", body)
+		}
+		if (resp.StatusCode == 200) != (want == 200) {
+			t.Fatalf("%q: status %d, want %d", header, resp.StatusCode, want)
+		}
+	}
+}
+
+// revocationBackends are every adapter of the revocation ports; the same contract runs
+// against each.
+func revocationBackends() map[string]func(t *testing.T) Revocations {
+	return map[string]func(t *testing.T) Revocations{
+		"memory": func(*testing.T) Revocations {
+			return NewMemoryRevocations()
+		},
+		"miniredis": func(t *testing.T) Revocations {
+			mr := miniredis.RunT(t)
+			return NewRedisRevocations(redis.NewClient(&redis.Options{Addr: mr.Addr()}), "t:")
+		},
+		"redis": func(t *testing.T) Revocations {
+			opt, err := redis.ParseURL(testenv.Require(t, "REDIS_URL"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := redis.NewClient(opt)
+			t.Cleanup(func() { _ = client.Close() })
+			b := make([]byte, 8)
+			_, _ = rand.Read(b)
+			return NewRedisRevocations(client, "test:"+hex.EncodeToString(b)+":")
+		},
+	}
+}
+
+func TestRevocationContract(t *testing.T) {
+	for name, newBackend := range revocationBackends() {
+		t.Run(name, func(t *testing.T) {
+			r := newBackend(t)
+			ctx := context.Background()
+			if revoked, err := r.IsRevoked(ctx, "a"); err != nil || revoked {
+				t.Fatalf("fresh id revoked: %v %v", revoked, err)
+			}
+			if err := r.Revoke(ctx, "b", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if revoked, err := r.IsRevoked(ctx, "b"); err != nil || !revoked {
+				t.Fatalf("revoked id not seen: %v %v", revoked, err)
+			}
+			if revoked, _ := r.IsRevoked(ctx, "a"); revoked {
+				t.Fatal("revoking b revoked a")
+			}
+		})
+	}
+}
+
+// TestRedisRevocationSeenByOtherInstanceWithinOneSecond shows the cache bound: a second
+// service instance that already cached "not revoked" refuses the token within 1 s.
+func TestRedisRevocationSeenByOtherInstanceWithinOneSecond(t *testing.T) {
+	mr := miniredis.RunT(t)
+	client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	a, b := NewRedisRevocations(client, "x:"), NewRedisRevocations(client, "x:")
+	ctx := context.Background()
+	if revoked, _ := b.IsRevoked(ctx, "j"); revoked {
+		t.Fatal("not revoked yet")
+	}
+	if err := a.Revoke(ctx, "j", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(MaxCacheAge + 500*time.Millisecond)
+	for {
+		if revoked, _ := b.IsRevoked(ctx, "j"); revoked {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("other instance still accepts the revoked token after the cache bound")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
