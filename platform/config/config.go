@@ -112,3 +112,6 @@ func (c Common) Level() slog.Level {
 	l, _ := logging.ParseLevel(c.LogLevel)
 	return l
 }
+
+// Grace is how long a graceful stop may take.
+func (c Common) Grace() time.Duration { return c.ShutdownTimeout }

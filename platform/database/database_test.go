@@ -47,3 +47,23 @@ func TestKindOfAndErrors(t *testing.T) {
 		t.Fatalf("want a redacted error, got %v", err)
 	}
 }
+
+func TestIsUniqueViolation(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		if _, err := db.ExecContext(ctx, "CREATE TABLE u (email VARCHAR(100) NOT NULL UNIQUE)"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO u (email) VALUES ('a')"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := db.ExecContext(ctx, "INSERT INTO u (email) VALUES ('a')")
+		if !database.IsUniqueViolation(err) {
+			t.Fatalf("duplicate not recognised: %v", err)
+		}
+		_, err = db.ExecContext(ctx, "INSERT INTO missing_table (x) VALUES (1)")
+		if err == nil || database.IsUniqueViolation(err) {
+			t.Fatalf("other error taken for a duplicate: %v", err)
+		}
+	})
+}

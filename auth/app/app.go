@@ -1,0 +1,7 @@
+package app
+
+// Application gathers the auth use cases for the inbound ports.
+type Application struct {
+	Register RegisterHandler
+	Login    LoginHandler
+}

@@ -1,0 +1,182 @@
+// Package contract runs the one contract suite of the notif ports against every
+// adapter: memory and MongoDB (FerretDB here, a real MongoDB elsewhere).
+package contract
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bugtracker/bugtracker/notif/adapters/memrepo"
+	"github.com/bugtracker/bugtracker/notif/adapters/mongorepo"
+	"github.com/bugtracker/bugtracker/notif/app"
+	"github.com/bugtracker/bugtracker/notif/domain/notification"
+	"github.com/bugtracker/bugtracker/platform/mongox"
+)
+
+type store interface {
+	app.Notifications
+	app.Users
+}
+
+func backends() map[string]func(t *testing.T) store {
+	return map[string]func(t *testing.T) store{
+		"memory": func(*testing.T) store { return memrepo.New() },
+		"mongo": func(t *testing.T) store {
+			uri := os.Getenv("MONGO_URI")
+			if uri == "" {
+				if os.Getenv("CI") != "" {
+					t.Fatal("MONGO_URI must be set in CI")
+				}
+				t.Skip("MONGO_URI not set")
+			}
+			ctx := context.Background()
+			client, err := mongox.Connect(ctx, uri)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, 6)
+			_, _ = rand.Read(b)
+			db := client.Database("bt_test_" + hex.EncodeToString(b))
+			t.Cleanup(func() {
+				_ = db.Drop(context.Background())
+				_ = client.Disconnect(context.Background())
+			})
+			r := mongorepo.New(db)
+			if err := r.EnsureIndexes(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		},
+	}
+}
+
+var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func mk(t *testing.T, id, user string, minute int) notification.Notification {
+	t.Helper()
+	n, err := notification.New(id, user, notification.CardCreated, "card "+id, "actor",
+		notification.Refs{ProjectID: "p1", CardID: "c-" + id}, base.Add(time.Duration(minute)*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestNotificationsContract(t *testing.T) {
+	for name, newStore := range backends() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := newStore(t)
+
+			t.Run("idempotent per event and recipient", func(t *testing.T) {
+				first := []notification.Notification{mk(t, "a1", "alice", 1), mk(t, "b1", "bob", 1)}
+				for range 3 {
+					if err := s.AddForEvent(ctx, "ev-1", first); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// A replay generates fresh ids: the (event, user) pair must still win.
+				if err := s.AddForEvent(ctx, "ev-1", []notification.Notification{mk(t, "a9", "alice", 1)}); err != nil {
+					t.Fatal(err)
+				}
+				items, total, unread, err := s.List(ctx, app.Filter{UserID: "alice"}, 0, 20)
+				if err != nil || total != 1 || unread != 1 || len(items) != 1 || items[0].ID() != "a1" {
+					t.Fatalf("want exactly a1 once: %d %d %v %v", total, unread, ids(items), err)
+				}
+			})
+
+			t.Run("newest first, paged, own only", func(t *testing.T) {
+				for i := 2; i <= 6; i++ {
+					if err := s.AddForEvent(ctx, fmt.Sprintf("ev-%d", i), []notification.Notification{mk(t, fmt.Sprintf("a%d", i), "alice", i)}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				page1, total, _, err := s.List(ctx, app.Filter{UserID: "alice"}, 0, 4)
+				if err != nil || total != 6 {
+					t.Fatalf("total %d %v", total, err)
+				}
+				page2, _, _, _ := s.List(ctx, app.Filter{UserID: "alice"}, 4, 4)
+				got := append(ids(page1), ids(page2)...)
+				want := []string{"a6", "a5", "a4", "a3", "a2", "a1"}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("order %v, want %v", got, want)
+				}
+				if page1[0].Refs().CardID != "c-a6" || !page1[0].CreatedAt().Equal(base.Add(6*time.Minute)) {
+					t.Fatalf("fields not kept: %+v", page1[0])
+				}
+				bob, total, _, _ := s.List(ctx, app.Filter{UserID: "bob"}, 0, 20)
+				if total != 1 || bob[0].UserID() != "bob" {
+					t.Fatalf("bob sees %v", ids(bob))
+				}
+			})
+
+			t.Run("read and unread", func(t *testing.T) {
+				n, err := s.MarkRead(ctx, "alice", "a6")
+				if err != nil || !n.Read() {
+					t.Fatalf("mark read: %+v %v", n, err)
+				}
+				if _, err := s.MarkRead(ctx, "bob", "a5"); !errors.Is(err, notification.ErrNotFound) {
+					t.Fatalf("bob marked alice's notification: %v", err)
+				}
+				yes, no := true, false
+				_, total, unread, _ := s.List(ctx, app.Filter{UserID: "alice", Unread: &yes}, 0, 20)
+				if total != 5 || unread != 5 {
+					t.Fatalf("unread filter: total %d unread %d", total, unread)
+				}
+				readOnes, total, _, _ := s.List(ctx, app.Filter{UserID: "alice", Unread: &no}, 0, 20)
+				if total != 1 || readOnes[0].ID() != "a6" {
+					t.Fatalf("read filter: %v", ids(readOnes))
+				}
+				if err := s.MarkAllRead(ctx, "alice"); err != nil {
+					t.Fatal(err)
+				}
+				_, _, unread, _ = s.List(ctx, app.Filter{UserID: "alice"}, 0, 20)
+				_, _, bobUnread, _ := s.List(ctx, app.Filter{UserID: "bob"}, 0, 20)
+				if unread != 0 || bobUnread != 1 {
+					t.Fatalf("read-all: alice %d bob %d", unread, bobUnread)
+				}
+			})
+
+			t.Run("concurrent replays store once", func(t *testing.T) {
+				var wg sync.WaitGroup
+				for i := range 8 {
+					wg.Go(func() {
+						n := mk(t, fmt.Sprintf("c%d", i), "carol", 1)
+						if err := s.AddForEvent(ctx, "ev-carol", []notification.Notification{n}); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				_, total, _, _ := s.List(ctx, app.Filter{UserID: "carol"}, 0, 20)
+				if total != 1 {
+					t.Fatalf("carol has %d notifications for one event", total)
+				}
+			})
+
+			t.Run("user copies upsert", func(t *testing.T) {
+				u := app.UserCopy{ID: "u1", Name: "Ann", Email: "ann@example.com", RegisteredAt: base}
+				for range 2 {
+					if err := s.Upsert(ctx, u); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func ids(ns []notification.Notification) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.ID()
+	}
+	return out
+}

@@ -1,0 +1,169 @@
+// Package mongorepo is the MongoDB adapter of the notif ports (collections `notif` and
+// `users`). Idempotency needs no transactions: a unique index on (eventId, userId)
+// makes a replayed event's notifications collide with the ones already stored.
+package mongorepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/bugtracker/bugtracker/notif/app"
+	"github.com/bugtracker/bugtracker/notif/domain/notification"
+)
+
+type notifDoc struct {
+	ID        string    `bson:"_id"`
+	EventID   string    `bson:"eventId"`
+	UserID    string    `bson:"userId"`
+	Type      string    `bson:"type"`
+	Message   string    `bson:"message"`
+	ActorID   string    `bson:"actorId"`
+	ProjectID string    `bson:"projectId,omitempty"`
+	CardID    string    `bson:"cardId,omitempty"`
+	CommentID string    `bson:"commentId,omitempty"`
+	Read      bool      `bson:"read"`
+	CreatedAt time.Time `bson:"createdAt"`
+}
+
+type userDoc struct {
+	ID           string    `bson:"_id"`
+	Name         string    `bson:"name"`
+	Email        string    `bson:"email"`
+	RegisteredAt time.Time `bson:"registeredAt"`
+}
+
+// Repo implements app.Notifications and app.Users.
+type Repo struct {
+	notifs *mongo.Collection
+	users  *mongo.Collection
+}
+
+// New returns the repository over db; call EnsureIndexes once at start.
+func New(db *mongo.Database) *Repo {
+	return &Repo{notifs: db.Collection("notif"), users: db.Collection("users")}
+}
+
+// EnsureIndexes creates the indexes the queries and idempotency rely on.
+func (r *Repo) EnsureIndexes(ctx context.Context) error {
+	_, err := r.notifs.Indexes().CreateMany(ctx, []mongo.IndexModel{
+		{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "userId", Value: 1}}, Options: options.Index().SetUnique(true).SetName("event_user_unique")},
+		{Keys: bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("user_newest")},
+		{Keys: bson.D{{Key: "userId", Value: 1}, {Key: "read", Value: 1}}, Options: options.Index().SetName("user_read")},
+	})
+	if err != nil {
+		return fmt.Errorf("mongo: create indexes: %w", err)
+	}
+	return nil
+}
+
+// Upsert stores or replaces the user copy.
+func (r *Repo) Upsert(ctx context.Context, u app.UserCopy) error {
+	doc := userDoc{ID: u.ID, Name: u.Name, Email: u.Email, RegisteredAt: u.RegisteredAt.UTC()}
+	_, err := r.users.ReplaceOne(ctx, bson.D{{Key: "_id", Value: u.ID}}, doc, options.Replace().SetUpsert(true))
+	if err != nil && !mongo.IsDuplicateKeyError(err) { // a concurrent upsert of the same id won
+		return fmt.Errorf("mongo: upsert user: %w", err)
+	}
+	return nil
+}
+
+// AddForEvent inserts one document per notification; a document that already exists
+// for (eventId, userId) is left untouched ($setOnInsert).
+func (r *Repo) AddForEvent(ctx context.Context, eventID string, ns []notification.Notification) error {
+	for _, n := range ns {
+		doc := toDoc(eventID, n)
+		filter := bson.D{{Key: "eventId", Value: eventID}, {Key: "userId", Value: n.UserID()}}
+		_, err := r.notifs.UpdateOne(ctx, filter, bson.D{{Key: "$setOnInsert", Value: doc}}, options.Update().SetUpsert(true))
+		if err != nil && !mongo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("mongo: insert notification: %w", err)
+		}
+	}
+	return nil
+}
+
+// List serves a page newest first and the counts for its meta.
+func (r *Repo) List(ctx context.Context, f app.Filter, skip, limit int) ([]notification.Notification, int, int, error) {
+	filter := bson.D{{Key: "userId", Value: f.UserID}}
+	if f.Unread != nil {
+		filter = append(filter, bson.E{Key: "read", Value: !*f.Unread})
+	}
+	opts := options.Find().
+		SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).
+		SetSkip(int64(skip)).SetLimit(int64(limit))
+	cur, err := r.notifs.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("mongo: find notifications: %w", err)
+	}
+	var docs []notifDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, 0, 0, fmt.Errorf("mongo: read notifications: %w", err)
+	}
+	total, err := r.notifs.CountDocuments(ctx, filter)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("mongo: count notifications: %w", err)
+	}
+	unread, err := r.notifs.CountDocuments(ctx, bson.D{{Key: "userId", Value: f.UserID}, {Key: "read", Value: false}})
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("mongo: count unread: %w", err)
+	}
+	items := make([]notification.Notification, 0, len(docs))
+	for _, d := range docs {
+		n, err := fromDoc(d)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		items = append(items, n)
+	}
+	return items, int(total), int(unread), nil
+}
+
+// MarkRead sets read on the user's notification and returns it.
+func (r *Repo) MarkRead(ctx context.Context, userID, id string) (notification.Notification, error) {
+	var d notifDoc
+	err := r.notifs.FindOneAndUpdate(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "userId", Value: userID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "read", Value: true}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After),
+	).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return notification.Notification{}, notification.ErrNotFound
+	}
+	if err != nil {
+		return notification.Notification{}, fmt.Errorf("mongo: mark read: %w", err)
+	}
+	return fromDoc(d)
+}
+
+// MarkAllRead sets read on every unread notification of the user.
+func (r *Repo) MarkAllRead(ctx context.Context, userID string) error {
+	_, err := r.notifs.UpdateMany(ctx,
+		bson.D{{Key: "userId", Value: userID}, {Key: "read", Value: false}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "read", Value: true}}}})
+	if err != nil {
+		return fmt.Errorf("mongo: mark all read: %w", err)
+	}
+	return nil
+}
+
+func toDoc(eventID string, n notification.Notification) notifDoc {
+	refs := n.Refs()
+	return notifDoc{
+		ID: n.ID(), EventID: eventID, UserID: n.UserID(), Type: n.Type().String(), Message: n.Message(),
+		ActorID: n.ActorID(), ProjectID: refs.ProjectID, CardID: refs.CardID, CommentID: refs.CommentID,
+		Read: n.Read(), CreatedAt: n.CreatedAt(),
+	}
+}
+
+func fromDoc(d notifDoc) (notification.Notification, error) {
+	typ, err := notification.ParseType(d.Type)
+	if err != nil {
+		return notification.Notification{}, errors.Join(errors.New("mongo: stored notification"), err)
+	}
+	refs := notification.Refs{ProjectID: d.ProjectID, CardID: d.CardID, CommentID: d.CommentID}
+	return notification.UnmarshalFromDB(d.ID, d.UserID, typ, d.Message, d.ActorID, refs, d.Read, d.CreatedAt), nil
+}

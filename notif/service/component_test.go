@@ -1,0 +1,218 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bugtracker/bugtracker/eventbus"
+	"github.com/bugtracker/bugtracker/eventbus/contracts"
+	"github.com/bugtracker/bugtracker/eventbus/memory"
+	"github.com/bugtracker/bugtracker/notif/adapters/memrepo"
+	"github.com/bugtracker/bugtracker/notif/service"
+	"github.com/bugtracker/bugtracker/platform/authn"
+	"github.com/bugtracker/bugtracker/platform/config"
+	"github.com/bugtracker/bugtracker/platform/runner"
+)
+
+const secret = "component-test-secret-0123456789abcdef"
+
+type harness struct {
+	base   string
+	bus    *memory.Bus
+	store  *memrepo.Store
+	revs   *authn.MemoryRevocations
+	signer *authn.Signer
+}
+
+func start(t *testing.T) *harness {
+	t.Helper()
+	cfg := service.Config{Common: config.Common{JWTSecret: secret, JWTIssuer: "bugtracker-auth", JWTAudience: "bugtracker"}}
+	h := &harness{bus: memory.New(), store: memrepo.New(), revs: authn.NewMemoryRevocations()}
+	svc, err := service.BuildForComponentTest(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), h.store, h.bus, h.revs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.HTTP.Listener = ln
+	h.base = "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), 5*time.Second, svc.Components()) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("service stopped with %v", err)
+		}
+	})
+	h.signer, _ = authn.NewSigner(authn.Keys{Secret: secret, Issuer: "bugtracker-auth", Audience: "bugtracker"}, time.Minute)
+	return h
+}
+
+func (h *harness) token(t *testing.T, userID string) string {
+	tok, _, err := h.signer.Issue(userID, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (h *harness) publish(t *testing.T, e eventbus.Event, agg string) eventbus.Envelope {
+	t.Helper()
+	env, err := contracts.New(e, agg, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.bus.Publish(context.Background(), env); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+type result struct {
+	status int
+	header http.Header
+	body   map[string]any
+}
+
+func (h *harness) call(t *testing.T, method, path, token, body string) result {
+	t.Helper()
+	req, _ := http.NewRequest(method, h.base+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := result{status: resp.StatusCode, header: resp.Header}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+// waitList polls until the caller's list holds want items (events are asynchronous).
+func (h *harness) waitList(t *testing.T, token, query string, want int) result {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := h.call(t, "GET", "/api/v1/notifications"+query, token, "")
+		if r.status == 200 && int(r.body["meta"].(map[string]any)["total"].(float64)) == want {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("list never reached %d items: %d %v", want, r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRegistrationNotificationAppears(t *testing.T) {
+	h := start(t)
+	h.publish(t, contracts.UserRegistered{UserID: "u1", Name: "Ann", Email: "ann@example.com", RegisteredAt: time.Now()}, "u1")
+	welcome := h.publish(t, contracts.NotificationRequested{RecipientIDs: []string{"u1"}, Kind: contracts.KindRegistration, Message: "Welcome, Ann!", ActorID: "u1"}, "u1")
+	// The same event delivered again (a replay after Redis loss) must not duplicate.
+	if _, err := h.bus.Publish(context.Background(), welcome); err != nil {
+		t.Fatal(err)
+	}
+
+	r := h.waitList(t, h.token(t, "u1"), "", 1)
+	n := r.body["data"].([]any)[0].(map[string]any)
+	if n["type"] != "registration" || n["userId"] != "u1" || n["message"] != "Welcome, Ann!" || n["read"] != false {
+		t.Fatalf("unexpected notification %v", n)
+	}
+	meta := r.body["meta"].(map[string]any)
+	if meta["unread"].(float64) != 1 || meta["page"].(float64) != 1 || meta["limit"].(float64) != 20 || meta["totalPages"].(float64) != 1 {
+		t.Fatalf("meta %v", meta)
+	}
+	if _, ok := h.store.User("u1"); !ok {
+		t.Fatal("newUser not applied to the local user copies")
+	}
+	// Another user sees nothing of u1's.
+	if r := h.call(t, "GET", "/api/v1/notifications", h.token(t, "u2"), ""); r.body["meta"].(map[string]any)["total"].(float64) != 0 {
+		t.Fatalf("u2 sees %v", r.body)
+	}
+	time.Sleep(100 * time.Millisecond) // let a wrongly duplicated delivery land, if any
+	h.waitList(t, h.token(t, "u1"), "", 1)
+}
+
+func TestPagingReadAndUnread(t *testing.T) {
+	h := start(t)
+	for i := range 5 {
+		h.publish(t, contracts.NotificationRequested{
+			RecipientIDs: []string{"u1", "u2"}, Kind: contracts.KindCardCreated,
+			Message: fmt.Sprintf("card %d", i), ActorID: "u3", ProjectID: "p1", CardID: fmt.Sprintf("c%d", i),
+		}, "p1")
+	}
+	tok := h.token(t, "u1")
+	r := h.waitList(t, tok, "?page=2&limit=2", 5)
+	data := r.body["data"].([]any)
+	if len(data) != 2 || data[0].(map[string]any)["message"] != "card 2" {
+		t.Fatalf("page 2 newest first: %v", data)
+	}
+	if r.body["meta"].(map[string]any)["totalPages"].(float64) != 3 {
+		t.Fatalf("meta %v", r.body["meta"])
+	}
+	id := data[0].(map[string]any)["id"].(string)
+
+	if r := h.call(t, "PATCH", "/api/v1/notifications/"+id, h.token(t, "u2"), `{"read":true}`); r.status != 404 {
+		t.Fatalf("another user's notification: %d", r.status)
+	}
+	if r := h.call(t, "PATCH", "/api/v1/notifications/"+id, tok, `{"read":false}`); r.status != 422 {
+		t.Fatalf("read:false: %d", r.status)
+	}
+	if r := h.call(t, "PATCH", "/api/v1/notifications/"+id, tok, `{"read":true,"userId":"u2"}`); r.status != 400 {
+		t.Fatalf("unknown field: %d", r.status)
+	}
+	r = h.call(t, "PATCH", "/api/v1/notifications/"+id, tok, `{"read":true}`)
+	if r.status != 200 || r.body["read"] != true || r.body["cardId"] != "c2" {
+		t.Fatalf("mark read: %d %v", r.status, r.body)
+	}
+	if r := h.waitList(t, tok, "?unread=true", 4); r.body["meta"].(map[string]any)["unread"].(float64) != 4 {
+		t.Fatalf("unread count %v", r.body["meta"])
+	}
+	h.waitList(t, tok, "?unread=false", 1)
+	if r := h.call(t, "POST", "/api/v1/notifications/read-all", tok, ""); r.status != 204 {
+		t.Fatalf("read-all: %d", r.status)
+	}
+	h.waitList(t, tok, "?unread=true", 0)
+	if r := h.waitList(t, h.token(t, "u2"), "?unread=true", 5); r.status != 200 {
+		t.Fatal("u2's unread changed by u1's read-all")
+	}
+}
+
+func TestAuthAndQueryErrors(t *testing.T) {
+	h := start(t)
+	tok := h.token(t, "u1")
+	for _, q := range []string{"?limit=0", "?limit=101", "?limit=abc", "?page=0", "?unread=maybe"} {
+		if r := h.call(t, "GET", "/api/v1/notifications"+q, tok, ""); r.status != 400 {
+			t.Errorf("%s: status %d", q, r.status)
+		}
+	}
+	if r := h.call(t, "GET", "/api/v1/notifications", "", ""); r.status != 401 || r.header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("no token: %d %s", r.status, r.header.Get("Content-Type"))
+	}
+	if r := h.call(t, "GET", "/api/v1/notifications", tok+"x", ""); r.status != 401 {
+		t.Fatalf("bad signature: %d", r.status)
+	}
+	revoked, pr, _ := h.signer.Issue("u1", time.Now())
+	if r := h.call(t, "GET", "/api/v1/notifications", revoked, ""); r.status != 200 {
+		t.Fatalf("fresh token: %d", r.status)
+	}
+	_ = h.revs.Revoke(context.Background(), pr.TokenID, time.Minute)
+	if r := h.call(t, "GET", "/api/v1/notifications", revoked, ""); r.status != 401 {
+		t.Fatalf("revoked token: %d", r.status)
+	}
+}
