@@ -134,4 +134,3 @@ func provideHTTP(cfg Config, log *slog.Logger, h *authhttp.Handlers, checks map[
 	h.Register(app)
 	return &runner.HTTP{App: app, Addr: cfg.HTTPAddr}
 }
-

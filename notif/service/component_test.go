@@ -48,7 +48,9 @@ func start(t *testing.T) *harness {
 	h.base = "http://" + ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), 5*time.Second, svc.Components()) }()
+	go func() {
+		done <- runner.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), 5*time.Second, svc.Components())
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -20,7 +20,10 @@ func init() {
 					return err
 				}
 			}
-			indexes := []struct{ name, table string; cols []string }{
+			indexes := []struct {
+				name, table string
+				cols        []string
+			}{
 				{"users_created_at_id_idx", "users", []string{"created_at", "id"}},
 				{"refresh_sessions_family_idx", "refresh_sessions", []string{"family_id"}},
 				{"refresh_sessions_user_idx", "refresh_sessions", []string{"user_id"}},
