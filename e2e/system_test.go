@@ -1,0 +1,339 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for the test database
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+)
+
+// require returns an environment variable, skipping outside CI and failing in CI.
+func require(t testing.TB, key string) string {
+	t.Helper()
+	v := os.Getenv(key)
+	if v == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s must be set in CI", key)
+		}
+		t.Skipf("%s not set", key)
+	}
+	return v
+}
+
+func randomName() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return "bt_e2e_" + hex.EncodeToString(b)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// buildAll compiles the service binaries once per test run.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "bt-e2e-bin-")
+		if buildErr != nil {
+			return
+		}
+		for _, svc := range []string{"auth", "notif", "gateway"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, svc), "./cmd/"+svc)
+			cmd.Dir = filepath.Join("..", svc)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", svc, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// system is one running deployment: auth, notif and gateway processes.
+type system struct {
+	gateway string
+	redis   *redis.Client
+	prefix  string
+}
+
+// process is a running service binary whose output is kept for failure reports.
+type process struct {
+	name   string
+	cmd    *exec.Cmd
+	out    *bytes.Buffer
+	mu     *sync.Mutex
+	exited chan struct{}
+	err    error
+}
+
+type lockedWriter struct {
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func startProcess(t *testing.T, bin, name string, env []string) *process {
+	t.Helper()
+	p := &process{name: name, out: &bytes.Buffer{}, mu: &sync.Mutex{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(filepath.Join(bin, name))
+	p.cmd.Env = append(os.Environ(), env...)
+	w := lockedWriter{p.mu, p.out}
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+			if p.err != nil {
+				t.Errorf("%s exited with %v on SIGTERM", name, p.err)
+			}
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Kill()
+			t.Errorf("%s did not stop within 15s of SIGTERM", name)
+		}
+		if t.Failed() {
+			p.mu.Lock()
+			t.Logf("--- %s output ---\n%s", name, p.out.String())
+			p.mu.Unlock()
+		}
+	})
+	return p
+}
+
+// waitReady polls url until it answers 200, failing at once if the process died.
+func waitReady(t *testing.T, p *process, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			t.Fatalf("%s exited before it was ready: %v", p.name, p.err)
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s never became ready", url)
+}
+
+func startSystem(t *testing.T) *system {
+	t.Helper()
+	pgURL := require(t, "POSTGRES_URL")
+	redisURL := require(t, "REDIS_URL")
+	mongoURI := require(t, "MONGO_URI")
+	bin := binaries(t)
+	name := randomName()
+
+	// A fresh PostgreSQL database for auth.
+	admin, err := sql.Open("pgx", pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	authURL, _ := url.Parse(pgURL)
+	authURL.Path = "/" + name
+
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	prefix := name + ":"
+
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			t.Logf("drop database: %v", err)
+		}
+		_ = admin.Close()
+		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			_ = rdb.Del(ctx, keys...).Err()
+		}
+		_ = rdb.Close()
+		if client, err := mongo.Connect(ctx, options.Client().ApplyURI(mongoURI)); err == nil {
+			_ = client.Database(name).Drop(ctx)
+			_ = client.Disconnect(ctx)
+		}
+	})
+
+	authAddr, notifAddr, gwAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	common := []string{
+		"JWT_SECRET=e2e-secret-" + name + "-0123456789abcdef",
+		"REDIS_URL=" + redisURL,
+		"REDIS_PREFIX=" + prefix,
+		"LOG_LEVEL=debug",
+	}
+	auth := startProcess(t, bin, "auth", append(common, "AUTH_HTTP_ADDR="+authAddr, "AUTH_DATABASE_URL="+authURL.String()))
+	notif := startProcess(t, bin, "notif", append(common, "NOTIF_HTTP_ADDR="+notifAddr, "NOTIF_MONGO_URI="+mongoURI, "NOTIF_MONGO_DATABASE="+name))
+	gw := startProcess(t, bin, "gateway", append(common, "GATEWAY_ADDR="+gwAddr,
+		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr))
+	waitReady(t, auth, "http://"+authAddr+"/readyz")
+	waitReady(t, notif, "http://"+notifAddr+"/readyz")
+	waitReady(t, gw, "http://"+gwAddr+"/healthz")
+	return &system{gateway: "http://" + gwAddr, redis: rdb, prefix: prefix}
+}
+
+type reply struct {
+	status int
+	header http.Header
+	raw    string
+	body   map[string]any
+}
+
+func (s *system) call(t *testing.T, method, path, token, body string) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, s.gateway+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+// TestRegistrationNotificationThroughGateway is the walking skeleton: register, log in
+// and see the registration notification, all through the gateway, within one second.
+func TestRegistrationNotificationThroughGateway(t *testing.T) {
+	s := startSystem(t)
+
+	r := s.call(t, "POST", "/api/v1/auth/register", "", `{"name":"Ann","email":"ann@example.com","password":"correct horse battery"}`)
+	registered := time.Now()
+	if r.status != 201 || r.header.Get("Location") == "" || r.header.Get("X-Request-Id") == "" {
+		t.Fatalf("register: %d %s %v", r.status, r.raw, r.header)
+	}
+	userID := r.body["id"].(string)
+
+	r = s.call(t, "POST", "/api/v1/auth/login", "", `{"email":"ANN@example.com","password":"correct horse battery"}`)
+	if r.status != 200 || r.body["tokenType"] != "Bearer" {
+		t.Fatalf("login: %d %s", r.status, r.raw)
+	}
+	token := r.body["accessToken"].(string)
+
+	var list reply
+	for {
+		list = s.call(t, "GET", "/api/v1/notifications", token, "")
+		if list.status != 200 {
+			t.Fatalf("list: %d %s", list.status, list.raw)
+		}
+		if len(list.body["data"].([]any)) > 0 {
+			break
+		}
+		if time.Since(registered) > time.Second {
+			t.Fatalf("no registration notification within 1s of the 201: %s", list.raw)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("registration notification visible %v after the 201", time.Since(registered).Round(time.Millisecond))
+	n := list.body["data"].([]any)[0].(map[string]any)
+	if n["type"] != "registration" || n["userId"] != userID || n["actorId"] != userID || n["read"] != false {
+		t.Fatalf("notification %v", n)
+	}
+	if meta := list.body["meta"].(map[string]any); meta["total"].(float64) != 1 || meta["unread"].(float64) != 1 {
+		t.Fatalf("meta %v", meta)
+	}
+
+	// Problems pass through the gateway unchanged.
+	dup := s.call(t, "POST", "/api/v1/auth/register", "", `{"name":"Ann","email":"Ann@Example.com","password":"correct horse battery"}`)
+	if dup.status != 409 || dup.header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("duplicate: %d %s", dup.status, dup.raw)
+	}
+	if r := s.call(t, "GET", "/api/v1/notifications", "", ""); r.status != 401 {
+		t.Fatalf("no token through gateway: %d", r.status)
+	}
+	// A second user does not see the first one's notification.
+	s.call(t, "POST", "/api/v1/auth/register", "", `{"name":"Bob","email":"bob@example.com","password":"correct horse battery"}`)
+	bob := s.call(t, "POST", "/api/v1/auth/login", "", `{"email":"bob@example.com","password":"correct horse battery"}`)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := s.call(t, "GET", "/api/v1/notifications", bob.body["accessToken"].(string), "")
+		data := r.body["data"].([]any)
+		if len(data) == 1 {
+			if data[0].(map[string]any)["userId"] != bob.body["user"].(map[string]any)["id"] {
+				t.Fatalf("bob sees %v", data)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's list: %s", r.raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Exactly once: Ann still has one notification.
+	if r := s.call(t, "GET", "/api/v1/notifications", token, ""); r.body["meta"].(map[string]any)["total"].(float64) != 1 {
+		t.Fatalf("ann's list after more traffic: %s", r.raw)
+	}
+}
