@@ -49,14 +49,39 @@ func New(db *mongo.Database) *Repo {
 	return &Repo{notifs: db.Collection("notif"), users: db.Collection("users")}
 }
 
-// EnsureIndexes creates the indexes the queries and idempotency rely on.
+// EnsureIndexes creates the indexes the queries and idempotency rely on. It creates
+// only the missing ones: FerretDB v1 fails on createIndexes for an index that already
+// exists, which every restart would otherwise hit.
 func (r *Repo) EnsureIndexes(ctx context.Context) error {
-	_, err := r.notifs.Indexes().CreateMany(ctx, []mongo.IndexModel{
+	wanted := []mongo.IndexModel{
 		{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "userId", Value: 1}}, Options: options.Index().SetUnique(true).SetName("event_user_unique")},
 		{Keys: bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("user_newest")},
 		{Keys: bson.D{{Key: "userId", Value: 1}, {Key: "read", Value: 1}}, Options: options.Index().SetName("user_read")},
-	})
+	}
+	cur, err := r.notifs.Indexes().List(ctx)
 	if err != nil {
+		return fmt.Errorf("mongo: list indexes: %w", err)
+	}
+	var existing []struct {
+		Name string `bson:"name"`
+	}
+	if err := cur.All(ctx, &existing); err != nil {
+		return fmt.Errorf("mongo: list indexes: %w", err)
+	}
+	have := map[string]bool{}
+	for _, ix := range existing {
+		have[ix.Name] = true
+	}
+	var missing []mongo.IndexModel
+	for _, ix := range wanted {
+		if !have[*ix.Options.Name] {
+			missing = append(missing, ix)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := r.notifs.Indexes().CreateMany(ctx, missing); err != nil {
 		return fmt.Errorf("mongo: create indexes: %w", err)
 	}
 	return nil
