@@ -1,0 +1,204 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bugtracker/bugtracker/gateway/internal/gateway"
+)
+
+func TestHealthz(t *testing.T) {
+	h := newHarness(t, withEnv("GATEWAY_AUTH_URL", deadURL(t)))
+
+	r := h.do(t, http.MethodGet, "/healthz", nil)
+
+	if r.Status != http.StatusOK || strings.TrimSpace(string(r.Body)) != `{"status":"ok"}` {
+		t.Fatalf("got %d %s", r.Status, r.Body)
+	}
+	if r.Header.Get("X-Request-Id") == "" {
+		t.Error("no X-Request-Id")
+	}
+}
+
+func TestReadyzWhenEveryServiceIsHealthy(t *testing.T) {
+	h := newHarness(t)
+
+	r := h.do(t, http.MethodGet, "/readyz", nil)
+
+	if r.Status != http.StatusOK {
+		t.Fatalf("status = %d; body %s", r.Status, r.Body)
+	}
+	var body struct {
+		Status   string            `json:"status"`
+		Services map[string]string `json:"services"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Status != "ready" || len(body.Services) != 4 {
+		t.Errorf("body = %s", r.Body)
+	}
+}
+
+func TestReadyzNamesTheServicesNotReady(t *testing.T) {
+	h := newHarness(t, withEnv("GATEWAY_NOTIF_URL", deadURL(t)))
+	h.services["comment"].handle(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	h.services["auth"].handle(func(w http.ResponseWriter, r *http.Request) {
+		// Slower than the one-second budget.
+		select {
+		case <-r.Context().Done():
+		case <-time.After(3 * time.Second):
+		}
+	})
+
+	start := time.Now()
+	p := wantProblem(t, h.do(t, http.MethodGet, "/readyz", nil), http.StatusServiceUnavailable)
+
+	if p.Detail != "not ready: auth, comment, notif" {
+		t.Errorf("detail = %q", p.Detail)
+	}
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
+		t.Errorf("readiness took %v; want about 1s at most", elapsed)
+	}
+}
+
+func TestMetricsCountRequestsByRouteTemplateAndStatus(t *testing.T) {
+	h := newHarness(t)
+	h.do(t, http.MethodGet, "/api/v1/cards/c1", nil)
+	h.do(t, http.MethodGet, "/api/v1/cards/c2", nil)
+	h.do(t, http.MethodGet, "/no/such/route", nil)
+
+	r := h.do(t, http.MethodGet, "/metrics", nil)
+
+	if r.Status != http.StatusOK {
+		t.Fatalf("status = %d", r.Status)
+	}
+	text := string(r.Body)
+	for _, want := range []string{
+		`http_requests_total{method="GET",route="/api/v1/cards/{id}",service="gateway",status="200"} 2`,
+		`http_requests_total{method="GET",route="unmatched",service="gateway",status="404"} 1`,
+		`http_request_duration_seconds_bucket{method="GET",route="/api/v1/cards/{id}",service="gateway",status="200",le="+Inf"} 2`,
+		"go_goroutines ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestOpenAPIServed(t *testing.T) {
+	h := newHarness(t)
+
+	r := h.do(t, http.MethodGet, "/api/v1/openapi.json", nil)
+
+	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("got %d %q", r.Status, r.Header.Get("Content-Type"))
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(r.Body, &doc); err != nil {
+		t.Fatalf("served document is not JSON: %v", err)
+	}
+	if v, _ := doc["openapi"].(string); !strings.HasPrefix(v, "3.") {
+		t.Errorf("openapi = %q", v)
+	}
+}
+
+func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
+	h := newHarness(t)
+	started := make(chan struct{})
+	h.services["project"].handle(func(w http.ResponseWriter, _ *http.Request) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		w.WriteHeader(http.StatusCreated)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- h.gw.Serve(ctx, ln) }()
+
+	got := make(chan int, 1)
+	go func() {
+		resp, err := http.Post("http://"+ln.Addr().String()+"/api/v1/projects", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Error(err)
+			got <- 0
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	<-started
+	cancel()
+
+	if status := <-got; status != http.StatusCreated {
+		t.Errorf("in-flight request got %d, want 201", status)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve = %v, want nil after a graceful shutdown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Error("still accepting connections after shutdown")
+	}
+}
+
+func TestRunServesUntilCancelled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	auth := newFakeService(t, "auth")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- gateway.Run(ctx, []string{"GATEWAY_ADDR=" + addr, "GATEWAY_AUTH_URL=" + auth.srv.URL}, logs)
+	}()
+
+	var resp *http.Response
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, err = http.Get("http://" + addr + "/api/v1/auth/me"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("gateway never answered: %v\n%s", err, logs.String())
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status = %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"listening"`) {
+		t.Errorf("no startup line in %s", logs.String())
+	}
+}
+
+func TestRunRejectsBadEnvironment(t *testing.T) {
+	err := gateway.Run(context.Background(), []string{"GATEWAY_PROJECT_URL=::nope"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "GATEWAY_PROJECT_URL") {
+		t.Fatalf("Run = %v, want an error naming GATEWAY_PROJECT_URL", err)
+	}
+}
