@@ -18,7 +18,7 @@ TEST_ENV := REDIS_URL='$(TEST_REDIS_URL)' POSTGRES_URL='$(TEST_POSTGRES_URL)' \
 
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: help run build test servers check-generate generate vet test-modules tidy clean
+.PHONY: help run build test servers check-generate check-compose generate vet test-modules tidy clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ build: ## Build every service binary and the launcher into ./bin.
 	@for s in $(SERVICES); do go -C $$s build -o ../bin/$$s ./cmd/$$s || exit 1; done
 	go -C devstack build -o ../bin/devstack ./cmd/devstack
 
-test: servers check-generate vet test-modules ## Every test against the real servers (starts them if down).
+test: servers check-generate check-compose vet test-modules ## Every test against the real servers (starts them if down).
 
 servers: ## Make sure PostgreSQL, MariaDB, Redis and a FerretDB answer on loopback.
 	bash scripts/ensure-servers.sh
@@ -50,6 +50,11 @@ check-generate: ## Fail if a committed wire_gen.go differs from what Wire genera
 	    echo "$$m/service/wire_gen.go is stale: run 'make generate' and commit it"; exit 1; \
 	  fi; \
 	done; rm -rf $$tmp; echo "wire_gen.go up to date"
+
+check-compose: ## Validate docker-compose.yml when docker-compose is installed (no engine needed).
+	@if command -v docker-compose >/dev/null; then \
+	  JWT_SECRET=compose-check docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml valid"; \
+	else echo "docker-compose not installed: docker-compose.yml not validated (apt-get install docker-compose)"; fi
 
 vet: ## Build and vet every module inside the workspace and alone (GOWORK=off).
 	go build $(addprefix ./,$(addsuffix /...,$(MODULES)))
