@@ -14,12 +14,14 @@ type fake struct {
 	graceful atomic.Bool
 	aborted  atomic.Bool
 	stop     chan struct{}
+	started  chan struct{}
 	fail     error
 }
 
-func newFake() *fake { return &fake{stop: make(chan struct{})} }
+func newFake() *fake { return &fake{stop: make(chan struct{}), started: make(chan struct{})} }
 
 func (f *fake) Run(ctx context.Context) error {
+	close(f.started)
 	if f.fail != nil {
 		return f.fail
 	}
@@ -51,6 +53,7 @@ func TestSignalStopsGracefulComponentsFirst(t *testing.T) {
 	g, p := newFake(), &plain{}
 	errc := make(chan error, 1)
 	go func() { errc <- Run(ctx, slog.Default(), time.Second, map[string]Component{"g": g, "p": p}) }()
+	<-g.started
 	cancel()
 	select {
 	case err := <-errc:
