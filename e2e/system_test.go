@@ -25,20 +25,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
-)
 
-// require returns an environment variable, skipping outside CI and failing in CI.
-func require(t testing.TB, key string) string {
-	t.Helper()
-	v := os.Getenv(key)
-	if v == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s must be set in CI", key)
-		}
-		t.Skipf("%s not set", key)
-	}
-	return v
-}
+	"github.com/bugtracker/bugtracker/platform/testenv"
+)
 
 func randomName() string {
 	b := make([]byte, 6)
@@ -179,9 +168,9 @@ func waitReady(t *testing.T, p *process, url string) {
 
 func startSystem(t *testing.T) *system {
 	t.Helper()
-	pgURL := require(t, "POSTGRES_URL")
-	redisURL := require(t, "REDIS_URL")
-	mongoURI := require(t, "MONGO_URI")
+	pgURL := testenv.Require(t, "POSTGRES_URL")
+	redisURL := testenv.Require(t, "REDIS_URL")
+	mongoURI := testenv.Require(t, "MONGO_URI")
 	bin := binaries(t)
 	name := randomName()
 

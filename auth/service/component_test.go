@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,7 +15,7 @@ import (
 	"github.com/bugtracker/bugtracker/eventbus/contracts"
 	"github.com/bugtracker/bugtracker/platform/authn"
 	"github.com/bugtracker/bugtracker/platform/config"
-	"github.com/bugtracker/bugtracker/platform/runner"
+	"github.com/bugtracker/bugtracker/platform/servicetest"
 )
 
 const secret = "component-test-secret-0123456789abcdef"
@@ -33,26 +31,11 @@ func start(t *testing.T) (string, *memrepo.Store) {
 		RefreshTokenTTL: 24 * time.Hour,
 	}
 	store := memrepo.New()
-	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := service.BuildForComponentTest(cfg, discard, store)
+	svc, err := service.BuildForComponentTest(cfg, servicetest.Discard(), store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.HTTP.Listener = ln
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx, discard, 5*time.Second, svc.Components()) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("service stopped with %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String(), store
+	return servicetest.Start(t, svc.HTTP, svc.Components()), store
 }
 
 type result struct {

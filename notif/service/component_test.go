@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,7 +17,7 @@ import (
 	"github.com/bugtracker/bugtracker/notif/service"
 	"github.com/bugtracker/bugtracker/platform/authn"
 	"github.com/bugtracker/bugtracker/platform/config"
-	"github.com/bugtracker/bugtracker/platform/runner"
+	"github.com/bugtracker/bugtracker/platform/servicetest"
 )
 
 const secret = "component-test-secret-0123456789abcdef"
@@ -36,27 +34,11 @@ func start(t *testing.T) *harness {
 	t.Helper()
 	cfg := service.Config{Common: config.Common{JWTSecret: secret, JWTIssuer: "bugtracker-auth", JWTAudience: "bugtracker"}}
 	h := &harness{bus: memory.New(), store: memrepo.New(), revs: authn.NewMemoryRevocations()}
-	svc, err := service.BuildForComponentTest(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), h.store, h.bus, h.revs)
+	svc, err := service.BuildForComponentTest(cfg, servicetest.Discard(), h.store, h.bus, h.revs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.HTTP.Listener = ln
-	h.base = "http://" + ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runner.Run(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), 5*time.Second, svc.Components())
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("service stopped with %v", err)
-		}
-	})
+	h.base = servicetest.Start(t, svc.HTTP, svc.Components())
 	h.signer, _ = authn.NewSigner(authn.Keys{Secret: secret, Issuer: "bugtracker-auth", Audience: "bugtracker"}, time.Minute)
 	return h
 }

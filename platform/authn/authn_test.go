@@ -17,7 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/bugtracker/bugtracker/platform/internal/testenv"
+	"github.com/bugtracker/bugtracker/platform/testenv"
 )
 
 var keys = Keys{Secret: "0123456789abcdef0123456789abcdef", Issuer: "bugtracker-auth", Audience: "bugtracker"}

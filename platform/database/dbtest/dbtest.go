@@ -16,7 +16,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/bugtracker/bugtracker/platform/database"
-	"github.com/bugtracker/bugtracker/platform/internal/testenv"
+	"github.com/bugtracker/bugtracker/platform/testenv"
 )
 
 // Kinds lists the database families a contract suite should run against.

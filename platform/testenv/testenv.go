@@ -1,4 +1,4 @@
-// Package testenv gives platform tests the real servers named by environment variables:
+// Package testenv gives tests the real servers named by environment variables:
 // a test skips when its variable is unset on a laptop, and fails in CI (CI set).
 package testenv
 
