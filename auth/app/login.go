@@ -17,9 +17,11 @@ import (
 type Login struct {
 	Email    string
 	Password string
+	// ClientIP is the caller's address, for per-IP throttling.
+	ClientIP string
 }
 
-// Tokens is what a successful login returns.
+// Tokens is what a successful login or refresh returns.
 type Tokens struct {
 	AccessToken  string
 	RefreshToken string
@@ -27,24 +29,49 @@ type Tokens struct {
 	User         user.User
 }
 
-// LoginHandler checks credentials and opens a refresh-token family.
-type LoginHandler struct {
-	users      Users
-	sessions   Sessions
-	hasher     PasswordHasher
-	tokens     AccessTokens
-	now        Clock
-	newID      IDGenerator
-	refreshTTL time.Duration
-	dummyHash  string
-}
-
 // RefreshTTL is how long a refresh token lives unless rotated or revoked first.
 type RefreshTTL time.Duration
 
+// tokenPair mints an access token and a refresh token in one session family; login,
+// refresh share it.
+type tokenPair struct {
+	tokens     AccessTokens
+	newID      IDGenerator
+	refreshTTL time.Duration
+}
+
+// issue returns the tokens for u in familyID and the session row that stores the
+// refresh token's hash.
+func (p tokenPair) issue(u user.User, familyID string, now time.Time) (Tokens, RefreshSession, error) {
+	access, issued, err := p.tokens.Issue(u.ID(), familyID, now)
+	if err != nil {
+		return Tokens{}, RefreshSession{}, err
+	}
+	refresh, refreshHash, err := newSecret()
+	if err != nil {
+		return Tokens{}, RefreshSession{}, err
+	}
+	s := RefreshSession{
+		ID: p.newID(), FamilyID: familyID, UserID: u.ID(), TokenHash: refreshHash,
+		CreatedAt: now, ExpiresAt: now.Add(p.refreshTTL), Access: issued,
+	}
+	return Tokens{AccessToken: access, RefreshToken: refresh, ExpiresIn: p.tokens.TTL(), User: u}, s, nil
+}
+
+// LoginHandler checks credentials, throttles guessing, and opens a refresh family.
+type LoginHandler struct {
+	users     Users
+	sessions  Sessions
+	hasher    PasswordHasher
+	throttle  Throttle
+	pair      tokenPair
+	now       Clock
+	dummyHash string
+}
+
 // NewLoginHandler wires the use case. It hashes a dummy password once, so that a login
 // for an unknown email costs the same as one with a wrong password.
-func NewLoginHandler(users Users, sessions Sessions, hasher PasswordHasher, tokens AccessTokens,
+func NewLoginHandler(users Users, sessions Sessions, hasher PasswordHasher, throttle Throttle, tokens AccessTokens,
 	now Clock, newID IDGenerator, ttl RefreshTTL,
 ) (LoginHandler, error) {
 	dummy, err := hasher.Hash("dummy password for timing equality")
@@ -52,14 +79,18 @@ func NewLoginHandler(users Users, sessions Sessions, hasher PasswordHasher, toke
 		return LoginHandler{}, fmt.Errorf("login: %w", err)
 	}
 	return LoginHandler{
-		users: users, sessions: sessions, hasher: hasher, tokens: tokens,
-		now: now, newID: newID, refreshTTL: time.Duration(ttl), dummyHash: dummy,
+		users: users, sessions: sessions, hasher: hasher, throttle: throttle,
+		pair: tokenPair{tokens: tokens, newID: newID, refreshTTL: time.Duration(ttl)}, now: now, dummyHash: dummy,
 	}, nil
 }
 
-// Handle returns tokens, or user.ErrInvalidCredentials for a wrong email or password
-// alike.
+// Handle returns tokens, user.ErrInvalidCredentials for a wrong email or password
+// alike, or a *user.ThrottledError after too many failures for the email or the IP.
 func (h LoginHandler) Handle(ctx context.Context, cmd Login) (Tokens, error) {
+	keys := attemptKeys("login", cmd.Email, cmd.ClientIP)
+	if err := checkThrottle(ctx, h.throttle, keys); err != nil {
+		return Tokens{}, err
+	}
 	u, err := h.users.ByEmail(ctx, cmd.Email)
 	hash := u.PasswordHash()
 	switch {
@@ -73,41 +104,58 @@ func (h LoginHandler) Handle(ctx context.Context, cmd Login) (Tokens, error) {
 		return Tokens{}, fmt.Errorf("login: verify: %w", verr)
 	}
 	if err != nil || !ok {
+		if err := h.throttle.Hit(ctx, user.AttemptsWindow, keys...); err != nil {
+			return Tokens{}, fmt.Errorf("login: count attempt: %w", err)
+		}
 		return Tokens{}, user.ErrInvalidCredentials
 	}
 
 	now := h.now()
-	access, expiresIn, err := h.tokens.Issue(u.ID(), now)
+	tokens, session, err := h.pair.issue(u, h.pair.newID(), now)
 	if err != nil {
 		return Tokens{}, fmt.Errorf("login: %w", err)
 	}
-	refresh, refreshHash, err := newRefreshToken()
-	if err != nil {
+	if err := h.sessions.Create(ctx, session); err != nil {
 		return Tokens{}, fmt.Errorf("login: %w", err)
 	}
-	family := h.newID()
-	if err := h.sessions.Create(ctx, RefreshSession{
-		ID: family, FamilyID: family, UserID: u.ID(), TokenHash: refreshHash,
-		CreatedAt: now, ExpiresAt: now.Add(h.refreshTTL),
-	}); err != nil {
-		return Tokens{}, fmt.Errorf("login: %w", err)
-	}
-	return Tokens{AccessToken: access, RefreshToken: refresh, ExpiresIn: expiresIn, User: u}, nil
+	return tokens, nil
 }
 
-// newRefreshToken returns an opaque 256-bit token and the hash under which it is
-// stored, so a database leak yields no usable token.
-func newRefreshToken() (token, hash string, err error) {
+// attemptKeys are the throttle counters of an action: one per email (hashed, so the
+// store holds no addresses) and one per client IP.
+func attemptKeys(action, email, ip string) []string {
+	sum := sha256.Sum256([]byte(user.NormalizeEmail(email)))
+	keys := []string{action + ":email:" + hex.EncodeToString(sum[:16])}
+	if ip != "" {
+		keys = append(keys, action+":ip:"+ip)
+	}
+	return keys
+}
+
+func checkThrottle(ctx context.Context, t Throttle, keys []string) error {
+	wait, err := t.Blocked(ctx, user.MaxAttempts, keys...)
+	if err != nil {
+		return fmt.Errorf("throttle: %w", err)
+	}
+	if wait > 0 {
+		return &user.ThrottledError{RetryAfter: wait}
+	}
+	return nil
+}
+
+// newSecret returns an opaque 256-bit token and the hash under which it is stored, so
+// a database leak yields no usable token.
+func newSecret() (token, hash string, err error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return "", "", fmt.Errorf("refresh token: %w", err)
+		return "", "", fmt.Errorf("random token: %w", err)
 	}
 	token = base64.RawURLEncoding.EncodeToString(b[:])
-	return token, HashRefreshToken(token), nil
+	return token, HashToken(token), nil
 }
 
-// HashRefreshToken is the stored form of a refresh token.
-func HashRefreshToken(token string) string {
+// HashToken is the stored form of a refresh or reset token.
+func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }

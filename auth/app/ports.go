@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/bugtracker/bugtracker/auth/domain/user"
@@ -21,10 +22,17 @@ type Users interface {
 	ByEmail(ctx context.Context, email string) (user.User, error)
 	// ByID finds a user by id, or user.ErrNotFound.
 	ByID(ctx context.Context, id string) (user.User, error)
+	// List returns the page of users whose name contains nameFilter
+	// case-insensitively ("" for all), ordered by createdAt then id, and the number
+	// of users matching.
+	List(ctx context.Context, nameFilter string, offset, limit int) ([]user.User, int, error)
+	// UpdatePassword replaces the user's password hash, or user.ErrNotFound.
+	UpdatePassword(ctx context.Context, id, passwordHash string) error
 }
 
 // RefreshSession is one stored refresh token. Only its hash is kept; the family ties
-// together every token rotated from one login.
+// together every token rotated from one login, and the access token issued with it is
+// remembered so that revoking the family can revoke that token too.
 type RefreshSession struct {
 	ID        string
 	FamilyID  string
@@ -32,12 +40,72 @@ type RefreshSession struct {
 	TokenHash string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// UsedAt is set once the token was rotated; presenting it again is reuse.
+	UsedAt *time.Time
+	// RevokedAt is set when the family was revoked.
+	RevokedAt *time.Time
+	// Access is the access token issued together with this refresh token.
+	Access AccessToken
 }
+
+// AccessToken identifies an issued access token for revocation.
+type AccessToken struct {
+	ID        string
+	ExpiresAt time.Time
+}
+
+// ErrSessionNotFound is returned by Sessions for an unknown token hash.
+var ErrSessionNotFound = errors.New("refresh session not found")
 
 // Sessions stores refresh tokens.
 type Sessions interface {
-	// Create stores a new refresh session.
+	// Create stores a new refresh session (a login opens a family).
 	Create(ctx context.Context, s RefreshSession) error
+	// ByTokenHash finds the session of a refresh token, or ErrSessionNotFound.
+	ByTokenHash(ctx context.Context, tokenHash string) (RefreshSession, error)
+	// Rotate marks old as used and stores next in one transaction. It reports false,
+	// storing nothing, when old was already used or revoked: a concurrent or repeated
+	// use of the same token, which callers treat as reuse.
+	Rotate(ctx context.Context, oldID string, next RefreshSession, at time.Time) (bool, error)
+	// RevokeFamily revokes every token of the family and returns the access tokens
+	// issued with them that have not expired yet.
+	RevokeFamily(ctx context.Context, familyID string, at time.Time) ([]AccessToken, error)
+	// RevokeUser revokes every family of the user except keepFamily ("" keeps none)
+	// and returns their unexpired access tokens.
+	RevokeUser(ctx context.Context, userID, keepFamily string, at time.Time) ([]AccessToken, error)
+}
+
+// ResetToken is a stored password reset token (only its hash).
+type ResetToken struct {
+	ID        string
+	UserID    string
+	TokenHash string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// ResetTokens stores password reset tokens.
+type ResetTokens interface {
+	// CreateReset stores a new reset token.
+	CreateReset(ctx context.Context, t ResetToken) error
+	// Redeem consumes the unexpired, unused token with tokenHash and sets the owner's
+	// password hash, in one transaction, returning the owner's id. Any other token is
+	// user.ErrInvalidResetToken and changes nothing.
+	Redeem(ctx context.Context, tokenHash, newPasswordHash string, at time.Time) (userID string, err error)
+}
+
+// Throttle counts failed attempts in shared storage so that every replica sees them.
+type Throttle interface {
+	// Blocked reports how long the caller must wait when any key has reached limit
+	// hits within its window, or zero when none has.
+	Blocked(ctx context.Context, limit int, keys ...string) (time.Duration, error)
+	// Hit counts one attempt against each key; a key's window starts at its first hit.
+	Hit(ctx context.Context, window time.Duration, keys ...string) error
+}
+
+// Revoker puts access tokens on the revocation list every service checks.
+type Revoker interface {
+	Revoke(ctx context.Context, tokenID string, ttl time.Duration) error
 }
 
 // PasswordHasher hashes and checks passwords with a slow, salted function.
@@ -49,7 +117,10 @@ type PasswordHasher interface {
 
 // AccessTokens mints short-lived signed access tokens.
 type AccessTokens interface {
-	Issue(userID string, now time.Time) (token string, expiresIn time.Duration, err error)
+	// Issue mints a token for userID in the session (refresh family) sessionID.
+	Issue(userID, sessionID string, now time.Time) (token string, issued AccessToken, err error)
+	// TTL is the lifetime of issued tokens.
+	TTL() time.Duration
 }
 
 // Clock tells the time; tests pin it.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/bugtracker/bugtracker/auth/adapters/argon2"
+	"github.com/bugtracker/bugtracker/auth/adapters/mail"
 	"github.com/bugtracker/bugtracker/platform/config"
 	"github.com/bugtracker/bugtracker/platform/database"
 )
@@ -24,6 +25,15 @@ type Config struct {
 	AccessTokenTTL time.Duration `env:"AUTH_ACCESS_TOKEN_TTL" envDefault:"15m"`
 	// RefreshTokenTTL is the lifetime of refresh tokens.
 	RefreshTokenTTL time.Duration `env:"AUTH_REFRESH_TOKEN_TTL" envDefault:"720h"`
+	// TrustedProxies are the addresses or CIDRs (the gateway) whose
+	// X-Forwarded-For names the client, for per-IP throttling.
+	TrustedProxies []string `env:"AUTH_TRUSTED_PROXIES" envDefault:"127.0.0.1,::1" envSeparator:","`
+	// ResetURL is the page password reset mails link to (?token= is appended).
+	ResetURL string `env:"AUTH_RESET_URL" envDefault:"http://127.0.0.1:8080/reset-password"`
+	// SMTP sends mail when AUTH_SMTP_HOST is set.
+	SMTP mail.SMTPConfig
+	// MailDir receives mails as .eml files when AUTH_SMTP_HOST is empty (make run).
+	MailDir string `env:"AUTH_MAIL_DIR" envDefault:"./data/mail"`
 }
 
 // Validate checks the settings after parsing.
@@ -36,6 +46,11 @@ func (c Config) Validate() error {
 	}
 	if c.AccessTokenTTL < time.Minute || c.RefreshTokenTTL < c.AccessTokenTTL {
 		return errors.New("AUTH_ACCESS_TOKEN_TTL/AUTH_REFRESH_TOKEN_TTL: access must be >= 1m and refresh >= access")
+	}
+	if c.SMTP.Host != "" {
+		if err := c.SMTP.Validate(); err != nil {
+			return err
+		}
 	}
 	return c.Argon2.Validate()
 }

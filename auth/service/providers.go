@@ -12,6 +12,8 @@ import (
 
 	"github.com/bugtracker/bugtracker/auth/adapters/argon2"
 	"github.com/bugtracker/bugtracker/auth/adapters/bunrepo"
+	"github.com/bugtracker/bugtracker/auth/adapters/mail"
+	"github.com/bugtracker/bugtracker/auth/adapters/throttle"
 	"github.com/bugtracker/bugtracker/auth/app"
 	authhttp "github.com/bugtracker/bugtracker/auth/ports/http"
 	"github.com/bugtracker/bugtracker/eventbus"
@@ -26,44 +28,50 @@ import (
 
 // Service is the assembled auth process.
 type Service struct {
-	HTTP  *runner.HTTP
-	Relay *outbox.Relay
+	HTTP        *runner.HTTP
+	Relay       *outbox.Relay
+	ResetMailer *app.ForgotPasswordHandler
 }
 
 // Components lists what main runs.
 func (s *Service) Components() map[string]runner.Component {
-	c := map[string]runner.Component{"http": s.HTTP}
+	c := map[string]runner.Component{"http": s.HTTP, "reset-mailer": s.ResetMailer}
 	if s.Relay != nil {
 		c["outbox-relay"] = s.Relay
 	}
 	return c
 }
 
-// appSet builds the use cases from ports; both injectors share it.
+// appSet builds the use cases and inbound ports from the ports; both injectors share it.
 var appSet = wire.NewSet(
-	provideClock, provideIDs, provideHasher, provideAccessTokens, provideRefreshTTL,
-	app.NewRegisterHandler, app.NewLoginHandler,
+	provideClock, provideIDs, provideHasher, provideAccessTokens, provideRefreshTTL, provideResetURL, provideVerifier,
+	app.NewRegisterHandler, app.NewLoginHandler, app.NewRefreshHandler, app.NewLogoutHandler,
+	app.NewGetUserHandler, app.NewListUsersHandler,
+	app.NewChangePasswordHandler, app.NewForgotPasswordHandler, app.NewResetPasswordHandler,
 	wire.Struct(new(app.Application), "*"),
-	authhttp.NewHandlers,
+	authhttp.NewHandlers, provideHTTP,
 )
 
 // infraSet is the production adapters: SQL through bun, events through the outbox to
-// Redis Streams.
+// Redis Streams, revocations and throttling in Redis, mail over SMTP or to files.
 var infraSet = wire.NewSet(
 	provideDB, provideRedis, providePublisher, provideRelay, provideRepo, provideChecks,
+	provideRevocations, provideThrottle, provideMailer,
 	wire.Bind(new(app.Users), new(*bunrepo.Repo)),
 	wire.Bind(new(app.Sessions), new(*bunrepo.Repo)),
+	wire.Bind(new(app.ResetTokens), new(*bunrepo.Repo)),
 	wire.Bind(new(eventbus.Publisher), new(*redisstream.Publisher)),
-	provideHTTP,
+	wire.Bind(new(authn.RevocationChecker), new(*authn.RedisRevocations)),
+	wire.Bind(new(app.Revoker), new(*authn.RedisRevocations)),
+	wire.Bind(new(app.Throttle), new(*throttle.Redis)),
 	wire.Struct(new(Service), "*"),
 )
 
 // memorySet swaps every outbound adapter for memory, for component tests; the
-// component-test injector binds its in-memory store to the ports.
+// component-test injector binds its in-memory arguments to the ports.
 var memorySet = wire.NewSet(
 	provideNoChecks,
-	provideHTTP,
-	wire.Struct(new(Service), "HTTP"),
+	wire.Struct(new(Service), "HTTP", "ResetMailer"),
 )
 
 func provideClock() app.Clock { return time.Now }
@@ -74,20 +82,48 @@ func provideHasher(cfg Config) app.PasswordHasher { return argon2.New(cfg.Argon2
 
 func provideRefreshTTL(cfg Config) app.RefreshTTL { return app.RefreshTTL(cfg.RefreshTokenTTL) }
 
+func provideResetURL(cfg Config) app.ResetURL { return app.ResetURL(cfg.ResetURL) }
+
+func keys(cfg Config) authn.Keys {
+	return authn.Keys{Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+}
+
 // accessTokens adapts the platform signer to the use cases' port.
 type accessTokens struct{ signer *authn.Signer }
 
-func (a accessTokens) Issue(userID string, now time.Time) (string, time.Duration, error) {
-	tok, _, err := a.signer.Issue(userID, now)
-	return tok, a.signer.TTL(), err
+func (a accessTokens) Issue(userID, sessionID string, now time.Time) (string, app.AccessToken, error) {
+	tok, p, err := a.signer.Issue(userID, sessionID, now)
+	return tok, app.AccessToken{ID: p.TokenID, ExpiresAt: p.ExpiresAt}, err
 }
 
+func (a accessTokens) TTL() time.Duration { return a.signer.TTL() }
+
 func provideAccessTokens(cfg Config) (app.AccessTokens, error) {
-	s, err := authn.NewSigner(authn.Keys{Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}, cfg.AccessTokenTTL)
+	s, err := authn.NewSigner(keys(cfg), cfg.AccessTokenTTL)
 	if err != nil {
 		return nil, err
 	}
 	return accessTokens{s}, nil
+}
+
+func provideVerifier(cfg Config, revoked authn.RevocationChecker) (*authn.Verifier, error) {
+	return authn.NewVerifier(keys(cfg), revoked)
+}
+
+func provideRevocations(client redis.UniversalClient, cfg Config) *authn.RedisRevocations {
+	return authn.NewRedisRevocations(client, cfg.RedisPrefix)
+}
+
+func provideThrottle(client redis.UniversalClient, cfg Config) *throttle.Redis {
+	return throttle.NewRedis(client, cfg.RedisPrefix)
+}
+
+// provideMailer sends over SMTP when a host is configured, else writes .eml files.
+func provideMailer(cfg Config) (app.Mailer, error) {
+	if cfg.SMTP.Host != "" {
+		return mail.NewSMTP(cfg.SMTP)
+	}
+	return mail.NewMailbox(cfg.MailDir, cfg.SMTP.From)
 }
 
 func provideDB(ctx context.Context, cfg Config) (*bun.DB, func(), error) {
@@ -130,7 +166,9 @@ func provideChecks(db *bun.DB, client redis.UniversalClient) map[string]httpserv
 func provideNoChecks() map[string]httpserver.Check { return nil }
 
 func provideHTTP(cfg Config, log *slog.Logger, h *authhttp.Handlers, checks map[string]httpserver.Check) *runner.HTTP {
-	app := httpserver.New(httpserver.Config{Service: "auth", Logger: log, Checks: checks, MapError: authhttp.MapError})
+	app := httpserver.New(httpserver.Config{
+		Service: "auth", Logger: log, Checks: checks, MapError: authhttp.MapError, TrustedProxies: cfg.TrustedProxies,
+	})
 	h.Register(app)
 	return &runner.HTTP{App: app, Addr: cfg.HTTPAddr}
 }

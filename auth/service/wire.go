@@ -9,7 +9,9 @@ import (
 	"github.com/google/wire"
 
 	"github.com/bugtracker/bugtracker/auth/adapters/memrepo"
+	"github.com/bugtracker/bugtracker/auth/adapters/throttle"
 	"github.com/bugtracker/bugtracker/auth/app"
+	"github.com/bugtracker/bugtracker/platform/authn"
 )
 
 // Build assembles the production service: PostgreSQL or SQLite, Redis Streams.
@@ -18,11 +20,18 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 	return nil, nil, nil
 }
 
-// BuildForComponentTest assembles the service over in-memory adapters.
-func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store) (*Service, error) {
+// BuildForComponentTest assembles the service over in-memory adapters; mailer is
+// the test's (an SMTP adapter pointed at a test server, or a fake).
+func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, revocations *authn.MemoryRevocations,
+	limits *throttle.Memory, mailer app.Mailer,
+) (*Service, error) {
 	wire.Build(appSet, memorySet,
 		wire.Bind(new(app.Users), new(*memrepo.Store)),
 		wire.Bind(new(app.Sessions), new(*memrepo.Store)),
+		wire.Bind(new(app.ResetTokens), new(*memrepo.Store)),
+		wire.Bind(new(authn.RevocationChecker), new(*authn.MemoryRevocations)),
+		wire.Bind(new(app.Revoker), new(*authn.MemoryRevocations)),
+		wire.Bind(new(app.Throttle), new(*throttle.Memory)),
 	)
 	return nil, nil
 }

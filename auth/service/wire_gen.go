@@ -9,8 +9,10 @@ package service
 import (
 	"context"
 	"github.com/bugtracker/bugtracker/auth/adapters/memrepo"
+	"github.com/bugtracker/bugtracker/auth/adapters/throttle"
 	"github.com/bugtracker/bugtracker/auth/app"
 	"github.com/bugtracker/bugtracker/auth/ports/http"
+	"github.com/bugtracker/bugtracker/platform/authn"
 	"log/slog"
 )
 
@@ -44,6 +46,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 	clock := provideClock()
 	idGenerator := provideIDs()
 	registerHandler := app.NewRegisterHandler(repo, passwordHasher, clock, idGenerator)
+	redis := provideThrottle(universalClient, cfg)
 	appAccessTokens, err := provideAccessTokens(cfg)
 	if err != nil {
 		cleanup2()
@@ -51,22 +54,51 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 		return nil, nil, err
 	}
 	refreshTTL := provideRefreshTTL(cfg)
-	loginHandler, err := app.NewLoginHandler(repo, repo, passwordHasher, appAccessTokens, clock, idGenerator, refreshTTL)
+	loginHandler, err := app.NewLoginHandler(repo, repo, passwordHasher, redis, appAccessTokens, clock, idGenerator, refreshTTL)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	application := app.Application{
-		Register: registerHandler,
-		Login:    loginHandler,
+	redisRevocations := provideRevocations(universalClient, cfg)
+	refreshHandler := app.NewRefreshHandler(repo, repo, redisRevocations, appAccessTokens, clock, idGenerator, refreshTTL)
+	logoutHandler := app.NewLogoutHandler(repo, redisRevocations, clock)
+	getUserHandler := app.NewGetUserHandler(repo)
+	listUsersHandler := app.NewListUsersHandler(repo)
+	changePasswordHandler := app.NewChangePasswordHandler(repo, repo, passwordHasher, redisRevocations, clock)
+	mailer, err := provideMailer(cfg)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
 	}
-	handlers := http.NewHandlers(application)
+	resetURL := provideResetURL(cfg)
+	forgotPasswordHandler := app.NewForgotPasswordHandler(repo, repo, mailer, redis, clock, idGenerator, resetURL, log)
+	resetPasswordHandler := app.NewResetPasswordHandler(repo, repo, passwordHasher, redisRevocations, clock)
+	application := app.Application{
+		Register:       registerHandler,
+		Login:          loginHandler,
+		Refresh:        refreshHandler,
+		Logout:         logoutHandler,
+		GetUser:        getUserHandler,
+		ListUsers:      listUsersHandler,
+		ChangePassword: changePasswordHandler,
+		ForgotPassword: forgotPasswordHandler,
+		ResetPassword:  resetPasswordHandler,
+	}
+	verifier, err := provideVerifier(cfg, redisRevocations)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	handlers := http.NewHandlers(application, verifier)
 	v := provideChecks(db, universalClient)
 	runnerHTTP := provideHTTP(cfg, log, handlers, v)
 	service := &Service{
-		HTTP:  runnerHTTP,
-		Relay: relay,
+		HTTP:        runnerHTTP,
+		Relay:       relay,
+		ResetMailer: forgotPasswordHandler,
 	}
 	return service, func() {
 		cleanup2()
@@ -74,8 +106,9 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 	}, nil
 }
 
-// BuildForComponentTest assembles the service over in-memory adapters.
-func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store) (*Service, error) {
+// BuildForComponentTest assembles the service over in-memory adapters; mailer is
+// the test's (an SMTP adapter pointed at a test server, or a fake).
+func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, revocations *authn.MemoryRevocations, limits *throttle.Memory, mailer app.Mailer) (*Service, error) {
 	passwordHasher := provideHasher(cfg)
 	clock := provideClock()
 	idGenerator := provideIDs()
@@ -85,19 +118,39 @@ func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store) (
 		return nil, err
 	}
 	refreshTTL := provideRefreshTTL(cfg)
-	loginHandler, err := app.NewLoginHandler(store, store, passwordHasher, appAccessTokens, clock, idGenerator, refreshTTL)
+	loginHandler, err := app.NewLoginHandler(store, store, passwordHasher, limits, appAccessTokens, clock, idGenerator, refreshTTL)
 	if err != nil {
 		return nil, err
 	}
+	refreshHandler := app.NewRefreshHandler(store, store, revocations, appAccessTokens, clock, idGenerator, refreshTTL)
+	logoutHandler := app.NewLogoutHandler(store, revocations, clock)
+	getUserHandler := app.NewGetUserHandler(store)
+	listUsersHandler := app.NewListUsersHandler(store)
+	changePasswordHandler := app.NewChangePasswordHandler(store, store, passwordHasher, revocations, clock)
+	resetURL := provideResetURL(cfg)
+	forgotPasswordHandler := app.NewForgotPasswordHandler(store, store, mailer, limits, clock, idGenerator, resetURL, log)
+	resetPasswordHandler := app.NewResetPasswordHandler(store, store, passwordHasher, revocations, clock)
 	application := app.Application{
-		Register: registerHandler,
-		Login:    loginHandler,
+		Register:       registerHandler,
+		Login:          loginHandler,
+		Refresh:        refreshHandler,
+		Logout:         logoutHandler,
+		GetUser:        getUserHandler,
+		ListUsers:      listUsersHandler,
+		ChangePassword: changePasswordHandler,
+		ForgotPassword: forgotPasswordHandler,
+		ResetPassword:  resetPasswordHandler,
 	}
-	handlers := http.NewHandlers(application)
+	verifier, err := provideVerifier(cfg, revocations)
+	if err != nil {
+		return nil, err
+	}
+	handlers := http.NewHandlers(application, verifier)
 	v := provideNoChecks()
 	runnerHTTP := provideHTTP(cfg, log, handlers, v)
 	service := &Service{
-		HTTP: runnerHTTP,
+		HTTP:        runnerHTTP,
+		ResetMailer: forgotPasswordHandler,
 	}
 	return service, nil
 }

@@ -44,7 +44,7 @@ func start(t *testing.T) *harness {
 }
 
 func (h *harness) token(t *testing.T, userID string) string {
-	tok, _, err := h.signer.Issue(userID, time.Now())
+	tok, _, err := h.signer.Issue(userID, "session-"+userID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestAuthAndQueryErrors(t *testing.T) {
 	if r := h.call(t, "GET", "/api/v1/notifications", tok+"x", ""); r.status != 401 {
 		t.Fatalf("bad signature: %d", r.status)
 	}
-	revoked, pr, _ := h.signer.Issue("u1", time.Now())
+	revoked, pr, _ := h.signer.Issue("u1", "s1", time.Now())
 	if r := h.call(t, "GET", "/api/v1/notifications", revoked, ""); r.status != 200 {
 		t.Fatalf("fresh token: %d", r.status)
 	}

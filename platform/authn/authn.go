@@ -41,9 +41,19 @@ func (k Keys) Validate() error {
 
 // Principal is the authenticated caller of a request.
 type Principal struct {
-	UserID    string
-	TokenID   string
+	UserID string
+	// TokenID is the access token's jti, the handle for revoking it.
+	TokenID string
+	// SessionID names the login session (refresh-token family) the token belongs
+	// to, so logout and password changes can tell this session from the others.
+	SessionID string
 	ExpiresAt time.Time
+}
+
+// claims are the registered claims plus the session id.
+type claims struct {
+	jwt.RegisteredClaims
+	SessionID string `json:"sid,omitempty"`
 }
 
 // RevocationChecker is the port through which the verifier learns that a token id was
@@ -87,22 +97,28 @@ func NewSigner(keys Keys, ttl time.Duration) (*Signer, error) {
 // TTL is the lifetime of the tokens this signer issues.
 func (s *Signer) TTL() time.Duration { return s.ttl }
 
-// Issue mints a token for userID with a fresh random jti.
-func (s *Signer) Issue(userID string, now time.Time) (token string, p Principal, err error) {
+// Issue mints a token for userID in login session sessionID with a fresh random jti.
+func (s *Signer) Issue(userID, sessionID string, now time.Time) (token string, p Principal, err error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", Principal{}, fmt.Errorf("authn: token id: %w", err)
 	}
-	p = Principal{UserID: userID, TokenID: hex.EncodeToString(b[:]), ExpiresAt: now.Add(s.ttl).Truncate(time.Second)}
-	claims := jwt.RegisteredClaims{
-		Subject:   userID,
-		ID:        p.TokenID,
-		Issuer:    s.keys.Issuer,
-		Audience:  jwt.ClaimStrings{s.keys.Audience},
-		IssuedAt:  jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(p.ExpiresAt),
+	p = Principal{
+		UserID: userID, TokenID: hex.EncodeToString(b[:]), SessionID: sessionID,
+		ExpiresAt: now.Add(s.ttl).Truncate(time.Second),
 	}
-	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(s.keys.Secret))
+	c := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   userID,
+			ID:        p.TokenID,
+			Issuer:    s.keys.Issuer,
+			Audience:  jwt.ClaimStrings{s.keys.Audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(p.ExpiresAt),
+		},
+		SessionID: sessionID,
+	}
+	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(s.keys.Secret))
 	if err != nil {
 		return "", Principal{}, fmt.Errorf("authn: sign: %w", err)
 	}
@@ -142,24 +158,24 @@ func NewVerifier(keys Keys, revoked RevocationChecker) (*Verifier, error) {
 // wrapping ErrInvalidToken for a bad token, and another error when the revocation
 // store cannot answer.
 func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) {
-	var claims jwt.RegisteredClaims
-	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) {
+	var c claims
+	_, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) {
 		return []byte(v.keys.Secret), nil
 	})
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	if claims.Subject == "" || claims.ID == "" {
+	if c.Subject == "" || c.ID == "" {
 		return Principal{}, fmt.Errorf("%w: sub and jti are required", ErrInvalidToken)
 	}
-	revoked, err := v.revoked.IsRevoked(ctx, claims.ID)
+	revoked, err := v.revoked.IsRevoked(ctx, c.ID)
 	if err != nil {
 		return Principal{}, fmt.Errorf("authn: revocation check: %w", err)
 	}
 	if revoked {
 		return Principal{}, fmt.Errorf("%w: revoked", ErrInvalidToken)
 	}
-	return Principal{UserID: claims.Subject, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}, nil
+	return Principal{UserID: c.Subject, TokenID: c.ID, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt.Time}, nil
 }
 
 type principalKey struct{}

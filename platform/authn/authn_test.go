@@ -46,12 +46,12 @@ func TestVerifierRejectsBadTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	signer, _ := NewSigner(keys, 15*time.Minute)
-	good, p, err := signer.Issue("u1", time.Now())
+	good, p, err := signer.Issue("u1", "s1", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := v.Verify(context.Background(), good)
-	if err != nil || got.UserID != "u1" || got.TokenID != p.TokenID {
+	if err != nil || got.UserID != "u1" || got.TokenID != p.TokenID || got.SessionID != "s1" {
 		t.Fatalf("good token refused: %+v %v", got, err)
 	}
 
@@ -93,7 +93,7 @@ func TestVerifierRejectsBadTokens(t *testing.T) {
 func TestMiddleware(t *testing.T) {
 	v, _ := NewVerifier(keys, NewMemoryRevocations())
 	signer, _ := NewSigner(keys, time.Minute)
-	tok, _, _ := signer.Issue("u42", time.Now())
+	tok, _, _ := signer.Issue("u42", "s42", time.Now())
 	app := fiber.New()
 	app.Get("/me", v.Middleware(), func(c *fiber.Ctx) error {
 		p, _ := PrincipalFrom(c)

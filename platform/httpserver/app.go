@@ -48,6 +48,9 @@ type Config struct {
 	MapError ErrorMapper
 	// BodyLimit overrides DefaultBodyLimit when positive.
 	BodyLimit int
+	// TrustedProxies lists the addresses or CIDRs (the gateway) whose
+	// X-Forwarded-For header names the client; others cannot spoof it.
+	TrustedProxies []string
 }
 
 // New returns a Fiber app with the shared middleware and /healthz, /readyz, /metrics
@@ -67,6 +70,11 @@ func New(cfg Config) *fiber.App {
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
+
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             fiber.HeaderXForwardedFor,
+		EnableIPValidation:      true,
 	})
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg, cfg.Service)
@@ -88,6 +96,15 @@ func New(cfg Config) *fiber.App {
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(
 		prometheus.Gatherers{reg, prometheus.DefaultGatherer}, promhttp.HandlerOpts{})))
 	return app
+}
+
+// ClientIP is the caller's address: from X-Forwarded-For when the request came through
+// a trusted proxy, else the connection's remote address.
+func ClientIP(c *fiber.Ctx) string {
+	if ip := c.IP(); ip != "" {
+		return ip
+	}
+	return c.Context().RemoteIP().String()
 }
 
 // requestID echoes a sane client-sent X-Request-Id or makes one, and puts it in the

@@ -46,6 +46,7 @@ func newTestApp(ready *error) *fiber.App {
 		return c.Status(201).JSON(in)
 	})
 	app.Get("/missing", func(*fiber.Ctx) error { return errDomainMissing })
+	app.Get("/ip", func(c *fiber.Ctx) error { return c.SendString(ClientIP(c)) })
 	app.Get("/boom", func(*fiber.Ctx) error { return errors.New("pq: password=hunter2 at 10.0.0.5") })
 	app.Get("/panic", func(*fiber.Ctx) error { panic("secret internals") })
 	return app
@@ -197,5 +198,38 @@ func TestBodyLimitOverRealSocket(t *testing.T) {
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 413 || resp.Header.Get("Content-Type") != problem.ContentType || resp.Header.Get("X-Request-Id") == "" {
 		t.Fatalf("status %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+	}
+}
+
+// TestClientIPTrustsOnlyConfiguredProxies: X-Forwarded-For counts only when the
+// connection comes from a trusted proxy; anyone else gets their socket address.
+func TestClientIPTrustsOnlyConfiguredProxies(t *testing.T) {
+	for _, tc := range []struct {
+		trusted []string
+		want    string
+	}{
+		{[]string{"127.0.0.1"}, "203.0.113.7"},
+		{[]string{"10.0.0.0/8"}, "127.0.0.1"},
+		{nil, "127.0.0.1"},
+	} {
+		app := New(Config{Service: "ip", TrustedProxies: tc.trusted})
+		app.Get("/ip", func(c *fiber.Ctx) error { return c.SendString(ClientIP(c)) })
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = app.Listener(ln) }()
+		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/ip", nil)
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_ = app.Shutdown()
+		if string(body) != tc.want {
+			t.Fatalf("trusted %v: client IP %q, want %q", tc.trusted, body, tc.want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -22,32 +23,49 @@ import (
 type userRow struct {
 	bun.BaseModel `bun:"table:users"`
 
-	ID           string    `bun:"id,pk,type:varchar(36)"`
-	Name         string    `bun:"name,notnull,type:varchar(400)"`
-	Email        string    `bun:"email,notnull,type:varchar(254)"`
-	EmailLower   string    `bun:"email_lower,notnull,unique,type:varchar(254)"`
-	PasswordHash string    `bun:"password_hash,notnull,type:varchar(255)"`
-	CreatedAt    time.Time `bun:"created_at,notnull"`
+	ID           string    `bun:"id,pk"`
+	Name         string    `bun:"name"`
+	Email        string    `bun:"email"`
+	EmailLower   string    `bun:"email_lower"`
+	PasswordHash string    `bun:"password_hash"`
+	CreatedAt    time.Time `bun:"created_at"`
+}
+
+func (r userRow) toDomain() user.User {
+	return user.UnmarshalUserFromDB(r.ID, r.Name, r.Email, r.PasswordHash, r.CreatedAt)
 }
 
 type sessionRow struct {
 	bun.BaseModel `bun:"table:refresh_sessions"`
 
-	ID        string     `bun:"id,pk,type:varchar(36)"`
-	FamilyID  string     `bun:"family_id,notnull,type:varchar(36)"`
-	UserID    string     `bun:"user_id,notnull,type:varchar(36)"`
-	TokenHash string     `bun:"token_hash,notnull,unique,type:varchar(64)"`
-	CreatedAt time.Time  `bun:"created_at,notnull"`
-	ExpiresAt time.Time  `bun:"expires_at,notnull"`
+	ID              string     `bun:"id,pk"`
+	FamilyID        string     `bun:"family_id"`
+	UserID          string     `bun:"user_id"`
+	TokenHash       string     `bun:"token_hash"`
+	CreatedAt       time.Time  `bun:"created_at"`
+	ExpiresAt       time.Time  `bun:"expires_at"`
+	UsedAt          *time.Time `bun:"used_at"`
+	RevokedAt       *time.Time `bun:"revoked_at"`
+	AccessTokenID   string     `bun:"access_token_id"`
+	AccessExpiresAt time.Time  `bun:"access_expires_at"`
+}
+
+type resetRow struct {
+	bun.BaseModel `bun:"table:password_resets"`
+
+	ID        string     `bun:"id,pk"`
+	UserID    string     `bun:"user_id"`
+	TokenHash string     `bun:"token_hash"`
+	CreatedAt time.Time  `bun:"created_at"`
+	ExpiresAt time.Time  `bun:"expires_at"`
 	UsedAt    *time.Time `bun:"used_at"`
-	RevokedAt *time.Time `bun:"revoked_at"`
 }
 
 // AfterCommit is called after a transaction that wrote events commits; the service
 // passes the outbox relay's Notify so events leave at once instead of at the next poll.
 type AfterCommit func()
 
-// Repo implements app.Users and app.Sessions.
+// Repo implements app.Users, app.Sessions and app.ResetTokens.
 type Repo struct {
 	db          *bun.DB
 	afterCommit AfterCommit
@@ -102,17 +120,162 @@ func (r *Repo) one(ctx context.Context, where string, arg any) (user.User, error
 	if err != nil {
 		return user.User{}, fmt.Errorf("select user: %w", err)
 	}
-	return user.UnmarshalUserFromDB(row.ID, row.Name, row.Email, row.PasswordHash, row.CreatedAt), nil
+	return row.toDomain(), nil
+}
+
+// likeEscaper makes a user's filter text literal inside a LIKE pattern.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// List pages the users whose lower-cased name contains the filter, in createdAt, id
+// order, with the total; on PostgreSQL a trigram index serves the filter.
+func (r *Repo) List(ctx context.Context, name string, offset, limit int) ([]user.User, int, error) {
+	var rows []userRow
+	q := r.db.NewSelect().Model(&rows).OrderExpr("created_at ASC, id ASC").Offset(int64(offset)).Limit(int64(limit))
+	if name != "" {
+		q = q.Where(`lower(name) LIKE ? ESCAPE '\'`, "%"+likeEscaper.Replace(strings.ToLower(name))+"%")
+	}
+	total, err := q.ScanAndCount(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list users: %w", err)
+	}
+	us := make([]user.User, len(rows))
+	for i, row := range rows {
+		us[i] = row.toDomain()
+	}
+	return us, int(total), nil
+}
+
+// UpdatePassword replaces the hash.
+func (r *Repo) UpdatePassword(ctx context.Context, id, hash string) error {
+	res, err := r.db.NewUpdate().Model((*userRow)(nil)).Set("password_hash = ?", hash).Where("id = ?", id).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("update password: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return user.ErrNotFound
+	}
+	return nil
+}
+
+func toSessionRow(s app.RefreshSession) sessionRow {
+	return sessionRow{
+		ID: s.ID, FamilyID: s.FamilyID, UserID: s.UserID, TokenHash: s.TokenHash,
+		CreatedAt: s.CreatedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(), UsedAt: s.UsedAt, RevokedAt: s.RevokedAt,
+		AccessTokenID: s.Access.ID, AccessExpiresAt: s.Access.ExpiresAt.UTC(),
+	}
 }
 
 // Create stores a refresh session.
 func (r *Repo) Create(ctx context.Context, s app.RefreshSession) error {
-	row := sessionRow{
-		ID: s.ID, FamilyID: s.FamilyID, UserID: s.UserID, TokenHash: s.TokenHash,
-		CreatedAt: s.CreatedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(),
-	}
+	row := toSessionRow(s)
 	if _, err := r.db.NewInsert().Model(&row).Exec(ctx); err != nil {
 		return fmt.Errorf("insert refresh session: %w", err)
 	}
 	return nil
+}
+
+// ByTokenHash finds a refresh session.
+func (r *Repo) ByTokenHash(ctx context.Context, hash string) (app.RefreshSession, error) {
+	var row sessionRow
+	err := r.db.NewSelect().Model(&row).Where("token_hash = ?", hash).Limit(1).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return app.RefreshSession{}, app.ErrSessionNotFound
+	}
+	if err != nil {
+		return app.RefreshSession{}, fmt.Errorf("select refresh session: %w", err)
+	}
+	return app.RefreshSession{
+		ID: row.ID, FamilyID: row.FamilyID, UserID: row.UserID, TokenHash: row.TokenHash,
+		CreatedAt: row.CreatedAt, ExpiresAt: row.ExpiresAt, UsedAt: row.UsedAt, RevokedAt: row.RevokedAt,
+		Access: app.AccessToken{ID: row.AccessTokenID, ExpiresAt: row.AccessExpiresAt},
+	}, nil
+}
+
+// Rotate marks old used (only if unused and unrevoked: the conditional update is the
+// arbiter between concurrent refreshes) and inserts next, in one transaction.
+func (r *Repo) Rotate(ctx context.Context, oldID string, next app.RefreshSession, at time.Time) (bool, error) {
+	rotated := false
+	err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Model((*sessionRow)(nil)).Set("used_at = ?", at.UTC()).
+			Where("id = ?", oldID).Where("used_at IS NULL").Where("revoked_at IS NULL").Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("mark refresh session used: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		row := toSessionRow(next)
+		if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
+			return fmt.Errorf("insert rotated session: %w", err)
+		}
+		rotated = true
+		return nil
+	})
+	return rotated, err
+}
+
+// RevokeFamily revokes a family and returns its live access tokens.
+func (r *Repo) RevokeFamily(ctx context.Context, family string, at time.Time) ([]app.AccessToken, error) {
+	return r.revoke(ctx, at, "family_id = ?", family)
+}
+
+// RevokeUser revokes every family of the user but keep.
+func (r *Repo) RevokeUser(ctx context.Context, userID, keep string, at time.Time) ([]app.AccessToken, error) {
+	return r.revoke(ctx, at, "user_id = ? AND family_id <> ?", userID, keep)
+}
+
+// revoke marks the matching sessions revoked and returns the access tokens issued with
+// them that are still alive, in one transaction.
+func (r *Repo) revoke(ctx context.Context, at time.Time, where string, args ...any) ([]app.AccessToken, error) {
+	var live []app.AccessToken
+	err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewUpdate().Model((*sessionRow)(nil)).Set("revoked_at = ?", at.UTC()).
+			Where("revoked_at IS NULL").Where(where, args...).Exec(ctx); err != nil {
+			return fmt.Errorf("revoke sessions: %w", err)
+		}
+		var rows []sessionRow
+		if err := tx.NewSelect().Model(&rows).Column("access_token_id", "access_expires_at").
+			Where("access_expires_at > ?", at.UTC()).Where(where, args...).Scan(ctx); err != nil {
+			return fmt.Errorf("select live access tokens: %w", err)
+		}
+		for _, row := range rows {
+			live = append(live, app.AccessToken{ID: row.AccessTokenID, ExpiresAt: row.AccessExpiresAt})
+		}
+		return nil
+	})
+	return live, err
+}
+
+// CreateReset stores a reset token.
+func (r *Repo) CreateReset(ctx context.Context, t app.ResetToken) error {
+	row := resetRow{ID: t.ID, UserID: t.UserID, TokenHash: t.TokenHash, CreatedAt: t.CreatedAt.UTC(), ExpiresAt: t.ExpiresAt.UTC()}
+	if _, err := r.db.NewInsert().Model(&row).Exec(ctx); err != nil {
+		return fmt.Errorf("insert reset token: %w", err)
+	}
+	return nil
+}
+
+// Redeem marks the token used (only if unused and unexpired) and sets the password,
+// in one transaction.
+func (r *Repo) Redeem(ctx context.Context, hash, newPasswordHash string, at time.Time) (string, error) {
+	var userID string
+	err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var row resetRow
+		err := tx.NewUpdate().Model(&row).Set("used_at = ?", at.UTC()).
+			Where("token_hash = ?", hash).Where("used_at IS NULL").Where("expires_at > ?", at.UTC()).
+			Returning("user_id").Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			return user.ErrInvalidResetToken
+		}
+		if err != nil {
+			return fmt.Errorf("redeem reset token: %w", err)
+		}
+		userID = row.UserID
+		_, err = tx.NewUpdate().Model((*userRow)(nil)).Set("password_hash = ?", newPasswordHash).Where("id = ?", userID).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("set password: %w", err)
+		}
+		return nil
+	})
+	return userID, err
 }

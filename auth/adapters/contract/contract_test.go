@@ -25,6 +25,7 @@ import (
 type backend struct {
 	users    app.Users
 	sessions app.Sessions
+	resets   app.ResetTokens
 	events   func(t *testing.T) int
 }
 
@@ -36,7 +37,7 @@ func backends() map[string]func(t *testing.T) backend {
 				t.Fatal(err)
 			}
 			repo := bunrepo.New(db, nil)
-			return backend{users: repo, sessions: repo, events: func(t *testing.T) int {
+			return backend{users: repo, sessions: repo, resets: repo, events: func(t *testing.T) int {
 				n, err := db.NewSelect().Table("outbox").Count(context.Background())
 				if err != nil {
 					t.Fatal(err)
@@ -48,7 +49,7 @@ func backends() map[string]func(t *testing.T) backend {
 	return map[string]func(t *testing.T) backend{
 		"memory": func(*testing.T) backend {
 			s := memrepo.New()
-			return backend{users: s, sessions: s, events: func(*testing.T) int { return len(s.Events()) }}
+			return backend{users: s, sessions: s, resets: s, events: func(*testing.T) int { return len(s.Events()) }}
 		},
 		"sqlite":   bun(database.SQLite),
 		"postgres": bun(database.Postgres),
@@ -111,11 +112,14 @@ func TestUsersContract(t *testing.T) {
 				t.Fatal("a refused registration still stored its event")
 			}
 
-			if err := b.sessions.Create(ctx, app.RefreshSession{
-				ID: "s1", FamilyID: "s1", UserID: ann.ID(), TokenHash: app.HashRefreshToken("tok"),
-				CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour),
-			}); err != nil {
+			if err := b.users.UpdatePassword(ctx, ann.ID(), "$argon2id$new"); err != nil {
 				t.Fatal(err)
+			}
+			if got, _ := b.users.ByID(ctx, ann.ID()); got.PasswordHash() != "$argon2id$new" {
+				t.Fatalf("password not updated: %q", got.PasswordHash())
+			}
+			if err := b.users.UpdatePassword(ctx, "missing", "x"); !errors.Is(err, user.ErrNotFound) {
+				t.Fatalf("update of a missing user: %v", err)
 			}
 		})
 	}
@@ -148,6 +152,203 @@ func TestConcurrentRegistrationOfOneEmail(t *testing.T) {
 			}
 			if b.events(t) != 1 {
 				t.Fatalf("events %d, want 1", b.events(t))
+			}
+		})
+	}
+}
+
+func TestListUsersContract(t *testing.T) {
+	for name, newBackend := range backends() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			b := newBackend(t)
+			base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			names := []string{"Ann Lee", "bob", "ANNA", "Joanne", "50% off_sale", "Zed"}
+			for i, n := range names {
+				// Two users share a createdAt, so the id decides their order.
+				at := base.Add(time.Duration(i/2) * time.Minute)
+				u, err := user.NewUser(fmt.Sprintf("0190a000-0000-7000-8000-%012d", 6-i), n, fmt.Sprintf("u%d@example.com", i), "h", at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := b.users.Add(ctx, u); err != nil {
+					t.Fatal(err)
+				}
+			}
+			list := func(filter string, offset, limit int) ([]string, int) {
+				us, total, err := b.users.List(ctx, filter, offset, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := make([]string, len(us))
+				for i, u := range us {
+					out[i] = u.Name()
+				}
+				return out, total
+			}
+			all, total := list("", 0, 100)
+			if want := "[bob Ann Lee Joanne ANNA Zed 50% off_sale]"; fmt.Sprint(all) != want || total != 6 {
+				t.Fatalf("order by createdAt then id: %v (%d), want %s", all, total, want)
+			}
+			page, total := list("", 2, 2)
+			if fmt.Sprint(page) != "[Joanne ANNA]" || total != 6 {
+				t.Fatalf("page 2: %v %d", page, total)
+			}
+			if got, total := list("ann", 0, 100); fmt.Sprint(got) != "[Ann Lee Joanne ANNA]" || total != 3 {
+				t.Fatalf("case-insensitive substring: %v %d", got, total)
+			}
+			if got, _ := list("%", 0, 100); fmt.Sprint(got) != "[50% off_sale]" {
+				t.Fatalf("%% must be literal: %v", got)
+			}
+			if got, _ := list("_", 0, 100); fmt.Sprint(got) != "[50% off_sale]" {
+				t.Fatalf("_ must be literal: %v", got)
+			}
+			if got, total := list("ann", 5, 10); len(got) != 0 || total != 3 {
+				t.Fatalf("past the end: %v %d", got, total)
+			}
+		})
+	}
+}
+
+func session(id, family, userID string, at time.Time) app.RefreshSession {
+	return app.RefreshSession{
+		ID: id, FamilyID: family, UserID: userID, TokenHash: app.HashToken("tok-" + id),
+		CreatedAt: at, ExpiresAt: at.Add(time.Hour),
+		Access: app.AccessToken{ID: "jti-" + id, ExpiresAt: at.Add(15 * time.Minute)},
+	}
+}
+
+func TestSessionsContract(t *testing.T) {
+	for name, newBackend := range backends() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			b := newBackend(t)
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			if err := b.sessions.Create(ctx, session("s1", "f1", "u1", now)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := b.sessions.ByTokenHash(ctx, app.HashToken("tok-s1"))
+			if err != nil || got.FamilyID != "f1" || got.UserID != "u1" || got.UsedAt != nil || got.RevokedAt != nil ||
+				got.Access.ID != "jti-s1" || !got.ExpiresAt.Equal(now.Add(time.Hour)) {
+				t.Fatalf("round trip: %+v %v", got, err)
+			}
+			if _, err := b.sessions.ByTokenHash(ctx, app.HashToken("nope")); !errors.Is(err, app.ErrSessionNotFound) {
+				t.Fatalf("unknown hash: %v", err)
+			}
+
+			// Ten concurrent rotations of one token: exactly one wins.
+			var wins atomic.Int32
+			var wg sync.WaitGroup
+			for i := range 10 {
+				wg.Go(func() {
+					ok, err := b.sessions.Rotate(ctx, "s1", session(fmt.Sprintf("s1-next-%d", i), "f1", "u1", now), now)
+					if err != nil {
+						t.Error(err)
+					}
+					if ok {
+						wins.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			if wins.Load() != 1 {
+				t.Fatalf("%d rotations of one token won", wins.Load())
+			}
+			if used, _ := b.sessions.ByTokenHash(ctx, app.HashToken("tok-s1")); used.UsedAt == nil {
+				t.Fatal("rotated token not marked used")
+			}
+
+			// Another family of the same user, and one of another user.
+			if err := b.sessions.Create(ctx, session("s2", "f2", "u1", now)); err != nil {
+				t.Fatal(err)
+			}
+			expired := session("s3", "f3", "u1", now.Add(-time.Hour))
+			if err := b.sessions.Create(ctx, expired); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.sessions.Create(ctx, session("s4", "f4", "u2", now)); err != nil {
+				t.Fatal(err)
+			}
+
+			live, err := b.sessions.RevokeUser(ctx, "u1", "f1", now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(live) != 1 || live[0].ID != "jti-s2" {
+				t.Fatalf("live access tokens of the other u1 sessions: %+v", live)
+			}
+			if s, _ := b.sessions.ByTokenHash(ctx, app.HashToken("tok-s2")); s.RevokedAt == nil {
+				t.Fatal("f2 not revoked")
+			}
+			if s, _ := b.sessions.ByTokenHash(ctx, app.HashToken("tok-s4")); s.RevokedAt != nil {
+				t.Fatal("another user's session revoked")
+			}
+			if s, _ := b.sessions.ByTokenHash(ctx, app.HashToken("tok-s1")); s.RevokedAt != nil {
+				t.Fatal("the kept family was revoked")
+			}
+
+			live, err = b.sessions.RevokeFamily(ctx, "f1", now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := map[string]bool{}
+			for _, a := range live {
+				ids[a.ID] = true
+			}
+			if len(ids) != 2 || !ids["jti-s1"] {
+				t.Fatalf("f1's live access tokens (s1 and its rotation): %+v", live)
+			}
+			if ok, _ := b.sessions.Rotate(ctx, "s1", session("late", "f1", "u1", now), now); ok {
+				t.Fatal("rotated a revoked token")
+			}
+		})
+	}
+}
+
+func TestResetTokensContract(t *testing.T) {
+	for name, newBackend := range backends() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			b := newBackend(t)
+			u := newUser(t, "0190a000-0000-7000-8000-0000000000aa", "reset@example.com")
+			if err := b.users.Add(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().UTC()
+			for _, tok := range []app.ResetToken{
+				{ID: "r1", UserID: u.ID(), TokenHash: app.HashToken("good"), CreatedAt: now, ExpiresAt: now.Add(30 * time.Minute)},
+				{ID: "r2", UserID: u.ID(), TokenHash: app.HashToken("old"), CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(-30 * time.Minute)},
+			} {
+				if err := b.resets.CreateReset(ctx, tok); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := b.resets.Redeem(ctx, app.HashToken("old"), "h-old", now); !errors.Is(err, user.ErrInvalidResetToken) {
+				t.Fatalf("expired token: %v", err)
+			}
+			if _, err := b.resets.Redeem(ctx, app.HashToken("unknown"), "h-x", now); !errors.Is(err, user.ErrInvalidResetToken) {
+				t.Fatalf("unknown token: %v", err)
+			}
+			var wins atomic.Int32
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					id, err := b.resets.Redeem(ctx, app.HashToken("good"), "h-new", now)
+					switch {
+					case err == nil && id == u.ID():
+						wins.Add(1)
+					case errors.Is(err, user.ErrInvalidResetToken):
+					default:
+						t.Errorf("redeem: %q %v", id, err)
+					}
+				})
+			}
+			wg.Wait()
+			if wins.Load() != 1 {
+				t.Fatalf("single-use token redeemed %d times", wins.Load())
+			}
+			if got, _ := b.users.ByID(ctx, u.ID()); got.PasswordHash() != "h-new" {
+				t.Fatalf("password after reset: %q", got.PasswordHash())
 			}
 		})
 	}

@@ -3,26 +3,39 @@
 package memrepo
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/bugtracker/bugtracker/auth/app"
 	"github.com/bugtracker/bugtracker/auth/domain/user"
 	"github.com/bugtracker/bugtracker/eventbus"
 )
 
-// Store holds users, sessions and published events.
+// Store holds users, sessions, reset tokens and published events.
 type Store struct {
 	mu       sync.Mutex
 	byID     map[string]user.User
 	byEmail  map[string]string
-	sessions map[string]app.RefreshSession
+	sessions map[string]app.RefreshSession // by token hash
+	resets   map[string]*reset             // by token hash
 	events   []eventbus.Envelope
+}
+
+type reset struct {
+	app.ResetToken
+	used bool
 }
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{byID: map[string]user.User{}, byEmail: map[string]string{}, sessions: map[string]app.RefreshSession{}}
+	return &Store{
+		byID: map[string]user.User{}, byEmail: map[string]string{},
+		sessions: map[string]app.RefreshSession{}, resets: map[string]*reset{},
+	}
 }
 
 // Add stores u and its events atomically.
@@ -60,12 +73,127 @@ func (s *Store) ByID(_ context.Context, id string) (user.User, error) {
 	return u, nil
 }
 
+// List filters by name substring (case-insensitive), orders and pages.
+func (s *Store) List(_ context.Context, name string, offset, limit int) ([]user.User, int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var match []user.User
+	for _, u := range s.byID {
+		if strings.Contains(strings.ToLower(u.Name()), strings.ToLower(name)) {
+			match = append(match, u)
+		}
+	}
+	slices.SortFunc(match, func(a, b user.User) int {
+		return cmp.Or(a.CreatedAt().Compare(b.CreatedAt()), cmp.Compare(a.ID(), b.ID()))
+	})
+	lo, hi := min(offset, len(match)), min(offset+limit, len(match))
+	return match[lo:hi], len(match), nil
+}
+
+// UpdatePassword replaces the hash.
+func (s *Store) UpdatePassword(_ context.Context, id, hash string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.setPassword(id, hash)
+}
+
+func (s *Store) setPassword(id, hash string) error {
+	u, ok := s.byID[id]
+	if !ok {
+		return user.ErrNotFound
+	}
+	s.byID[id] = user.UnmarshalUserFromDB(u.ID(), u.Name(), u.Email(), hash, u.CreatedAt())
+	return nil
+}
+
 // Create stores a refresh session.
 func (s *Store) Create(_ context.Context, rs app.RefreshSession) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sessions[rs.TokenHash] = rs
 	return nil
+}
+
+// ByTokenHash finds a refresh session.
+func (s *Store) ByTokenHash(_ context.Context, hash string) (app.RefreshSession, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rs, ok := s.sessions[hash]
+	if !ok {
+		return app.RefreshSession{}, app.ErrSessionNotFound
+	}
+	return rs, nil
+}
+
+// Rotate marks old used and stores next, unless old was used or revoked.
+func (s *Store) Rotate(_ context.Context, oldID string, next app.RefreshSession, at time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for h, rs := range s.sessions {
+		if rs.ID != oldID {
+			continue
+		}
+		if rs.UsedAt != nil || rs.RevokedAt != nil {
+			return false, nil
+		}
+		rs.UsedAt = &at
+		s.sessions[h] = rs
+		s.sessions[next.TokenHash] = next
+		return true, nil
+	}
+	return false, nil
+}
+
+// RevokeFamily revokes a family.
+func (s *Store) RevokeFamily(_ context.Context, family string, at time.Time) ([]app.AccessToken, error) {
+	return s.revoke(at, func(rs app.RefreshSession) bool { return rs.FamilyID == family }), nil
+}
+
+// RevokeUser revokes every family of the user but keep.
+func (s *Store) RevokeUser(_ context.Context, userID, keep string, at time.Time) ([]app.AccessToken, error) {
+	return s.revoke(at, func(rs app.RefreshSession) bool { return rs.UserID == userID && rs.FamilyID != keep }), nil
+}
+
+func (s *Store) revoke(at time.Time, match func(app.RefreshSession) bool) []app.AccessToken {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var live []app.AccessToken
+	for h, rs := range s.sessions {
+		if !match(rs) {
+			continue
+		}
+		if rs.RevokedAt == nil {
+			rs.RevokedAt = &at
+			s.sessions[h] = rs
+		}
+		if rs.Access.ID != "" && rs.Access.ExpiresAt.After(at) {
+			live = append(live, rs.Access)
+		}
+	}
+	return live
+}
+
+// CreateReset stores a reset token.
+func (s *Store) CreateReset(_ context.Context, t app.ResetToken) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resets[t.TokenHash] = &reset{ResetToken: t}
+	return nil
+}
+
+// Redeem consumes a reset token and sets the password.
+func (s *Store) Redeem(_ context.Context, hash, newPasswordHash string, at time.Time) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.resets[hash]
+	if !ok || r.used || !at.Before(r.ExpiresAt) {
+		return "", user.ErrInvalidResetToken
+	}
+	if err := s.setPassword(r.UserID, newPasswordHash); err != nil {
+		return "", err
+	}
+	r.used = true
+	return r.UserID, nil
 }
 
 // Events returns the events added so far.

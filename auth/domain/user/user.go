@@ -105,6 +105,13 @@ func ValidatePassword(field, password string) error {
 	return v.err()
 }
 
+// ValidateEmail checks an email address alone (password reset requests).
+func ValidateEmail(email string) error {
+	var v violations
+	checkEmail(&v, email)
+	return v.err()
+}
+
 // UnmarshalUserFromDB rebuilds a stored user without validation; adapters only.
 func UnmarshalUserFromDB(id, name, email, passwordHash string, createdAt time.Time) User {
 	return User{id: id, name: name, email: email, passwordHash: passwordHash, createdAt: createdAt.UTC()}

@@ -3,14 +3,19 @@
 package http
 
 import (
+	"bytes"
 	"errors"
+	"math"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/bugtracker/bugtracker/auth/app"
 	"github.com/bugtracker/bugtracker/auth/domain/user"
+	"github.com/bugtracker/bugtracker/platform/authn"
 	"github.com/bugtracker/bugtracker/platform/httpserver"
+	"github.com/bugtracker/bugtracker/platform/pagination"
 	"github.com/bugtracker/bugtracker/platform/problem"
 )
 
@@ -46,18 +51,49 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
-// Handlers serves the auth routes.
-type Handlers struct {
-	app app.Application
+type refreshRequest struct {
+	RefreshToken string `json:"refreshToken"`
 }
 
-// NewHandlers returns the handlers for the use cases.
-func NewHandlers(a app.Application) *Handlers { return &Handlers{app: a} }
+type changePasswordRequest struct {
+	CurrentPassword string `json:"currentPassword"`
+	NewPassword     string `json:"newPassword"`
+}
+
+type forgotRequest struct {
+	Email string `json:"email"`
+}
+
+type resetRequest struct {
+	Token       string `json:"token"`
+	NewPassword string `json:"newPassword"`
+}
+
+// Handlers serves the auth routes.
+type Handlers struct {
+	app      app.Application
+	verifier *authn.Verifier
+}
+
+// NewHandlers returns the handlers for the use cases; verifier guards the routes
+// that need an access token.
+func NewHandlers(a app.Application, verifier *authn.Verifier) *Handlers {
+	return &Handlers{app: a, verifier: verifier}
+}
 
 // Register mounts the routes on the app.
 func (h *Handlers) Register(r fiber.Router) {
+	auth := h.verifier.Middleware()
 	r.Post("/api/v1/auth/register", h.register)
 	r.Post("/api/v1/auth/login", h.login)
+	r.Post("/api/v1/auth/refresh", h.refresh)
+	r.Post("/api/v1/auth/logout", auth, h.logout)
+	r.Get("/api/v1/auth/me", auth, h.me)
+	r.Post("/api/v1/auth/password", auth, h.changePassword)
+	r.Post("/api/v1/auth/password/forgot", h.forgot)
+	r.Post("/api/v1/auth/password/reset", h.reset)
+	r.Get("/api/v1/users", auth, h.listUsers)
+	r.Get("/api/v1/users/:id", auth, h.getUser)
 }
 
 func (h *Handlers) register(c *fiber.Ctx) error {
@@ -78,15 +114,136 @@ func (h *Handlers) login(c *fiber.Ctx) error {
 	if err := httpserver.DecodeJSON(c, &req); err != nil {
 		return err
 	}
-	t, err := h.app.Login.Handle(c.UserContext(), app.Login(req))
+	t, err := h.app.Login.Handle(c.UserContext(), app.Login{Email: req.Email, Password: req.Password, ClientIP: httpserver.ClientIP(c)})
 	if err != nil {
 		return err
 	}
+	return sendTokens(c, t)
+}
+
+func sendTokens(c *fiber.Ctx, t app.Tokens) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(TokensResponse{
 		AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: "Bearer",
 		ExpiresIn: int(t.ExpiresIn / time.Second), User: toUserResponse(t.User),
 	})
+}
+
+func (h *Handlers) refresh(c *fiber.Ctx) error {
+	var req refreshRequest
+	if err := httpserver.DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.RefreshToken == "" {
+		return problem.Validation(problem.FieldError{Field: "refreshToken", Message: "must not be empty"})
+	}
+	t, err := h.app.Refresh.Handle(c.UserContext(), app.Refresh(req))
+	if err != nil {
+		return err
+	}
+	return sendTokens(c, t)
+}
+
+func (h *Handlers) logout(c *fiber.Ctx) error {
+	var req refreshRequest
+	if len(bytes.TrimSpace(c.Body())) > 0 { // the body is optional
+		if err := httpserver.DecodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	p, _ := authn.PrincipalFrom(c)
+	err := h.app.Logout.Handle(c.UserContext(), app.Logout{
+		UserID: p.UserID, SessionID: p.SessionID, RefreshToken: req.RefreshToken,
+		AccessToken: app.AccessToken{ID: p.TokenID, ExpiresAt: p.ExpiresAt},
+	})
+	if err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (h *Handlers) me(c *fiber.Ctx) error {
+	p, _ := authn.PrincipalFrom(c)
+	u, err := h.app.GetUser.Handle(c.UserContext(), p.UserID)
+	if errors.Is(err, user.ErrNotFound) {
+		// A valid token of a user that no longer exists authenticates nobody.
+		return problem.Unauthorized("a valid bearer access token is required")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(toUserResponse(u))
+}
+
+func (h *Handlers) changePassword(c *fiber.Ctx) error {
+	var req changePasswordRequest
+	if err := httpserver.DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	p, _ := authn.PrincipalFrom(c)
+	err := h.app.ChangePassword.Handle(c.UserContext(), app.ChangePassword{
+		UserID: p.UserID, SessionID: p.SessionID, CurrentPassword: req.CurrentPassword, NewPassword: req.NewPassword,
+	})
+	if errors.Is(err, user.ErrInvalidCredentials) {
+		return problem.Unauthorized("the current password is wrong")
+	}
+	if err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (h *Handlers) forgot(c *fiber.Ctx) error {
+	var req forgotRequest
+	if err := httpserver.DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := h.app.ForgotPassword.Handle(c.UserContext(), app.ForgotPassword{Email: req.Email, ClientIP: httpserver.ClientIP(c)}); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusAccepted)
+}
+
+func (h *Handlers) reset(c *fiber.Ctx) error {
+	var req resetRequest
+	if err := httpserver.DecodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := h.app.ResetPassword.Handle(c.UserContext(), app.ResetPassword(req)); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// UserListResponse is an offset page of users.
+type UserListResponse = pagination.List[UserResponse, pagination.OffsetMeta]
+
+func (h *Handlers) listUsers(c *fiber.Ctx) error {
+	page, err := pagination.ParseOffset(c)
+	if err != nil {
+		return err
+	}
+	name := c.Query("name")
+	if utf8.RuneCountInString(name) > user.NameMaxLen {
+		return problem.BadRequest(`query parameter "name" must be at most 100 characters`)
+	}
+	us, total, err := h.app.ListUsers.Handle(c.UserContext(), app.ListUsers{Name: name, Offset: page.Offset, Limit: page.Limit})
+	if err != nil {
+		return err
+	}
+	data := make([]UserResponse, len(us))
+	for i, u := range us {
+		data[i] = toUserResponse(u)
+	}
+	return c.JSON(UserListResponse{Data: data, Meta: page.Meta(total)})
+}
+
+func (h *Handlers) getUser(c *fiber.Ctx) error {
+	u, err := h.app.GetUser.Handle(c.UserContext(), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(toUserResponse(u))
 }
 
 // MapError turns auth domain errors into problem details.
@@ -105,6 +262,18 @@ func MapError(err error) *problem.Problem {
 		return problem.Unauthorized("invalid email or password")
 	case errors.Is(err, user.ErrNotFound):
 		return problem.NotFound("user not found")
+	case errors.Is(err, user.ErrInvalidRefreshToken):
+		return problem.Unauthorized("the refresh token is invalid, expired or revoked")
+	case errors.Is(err, user.ErrInvalidResetToken):
+		return problem.BadRequest("the reset token is invalid, used or expired")
+	case errors.Is(err, app.ErrBusy):
+		p := problem.Unavailable("too many password reset requests are pending; retry shortly")
+		p.RetryAfter = 5
+		return p
+	}
+	var te *user.ThrottledError
+	if errors.As(err, &te) {
+		return problem.TooManyRequests("too many attempts; retry later", int(math.Ceil(te.RetryAfter.Seconds())))
 	}
 	return nil
 }
