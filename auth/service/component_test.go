@@ -95,7 +95,9 @@ func (h *harness) do(t *testing.T, method, path, token, body string, headers ...
 	return r
 }
 
-func (h *harness) post(t *testing.T, path, body string) result { return h.do(t, "POST", path, "", body) }
+func (h *harness) post(t *testing.T, path, body string) result {
+	return h.do(t, "POST", path, "", body)
+}
 
 func (h *harness) register(t *testing.T, name, email, password string) string {
 	t.Helper()
@@ -262,14 +264,14 @@ func TestAccessTokenVariantsAre401(t *testing.T) {
 	h := start(t)
 	hs := []byte(secret)
 	tokens := map[string]string{
-		"none":           "",
-		"garbage":        "garbage",
-		"alg none":       sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil),
-		"HS384":          sign(t, jwt.SigningMethodHS384, hs, nil),
-		"wrong key":      sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), nil),
-		"expired":        sign(t, jwt.SigningMethodHS256, hs, func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Minute).Unix() }),
-		"wrong audience": sign(t, jwt.SigningMethodHS256, hs, func(c jwt.MapClaims) { c["aud"] = "elsewhere" }),
-		"wrong issuer":   sign(t, jwt.SigningMethodHS256, hs, func(c jwt.MapClaims) { c["iss"] = "mallory" }),
+		"none":                "",
+		"garbage":             "garbage",
+		"alg none":            sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil),
+		"HS384":               sign(t, jwt.SigningMethodHS384, hs, nil),
+		"wrong key":           sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), nil),
+		"expired":             sign(t, jwt.SigningMethodHS256, hs, func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Minute).Unix() }),
+		"wrong audience":      sign(t, jwt.SigningMethodHS256, hs, func(c jwt.MapClaims) { c["aud"] = "elsewhere" }),
+		"wrong issuer":        sign(t, jwt.SigningMethodHS256, hs, func(c jwt.MapClaims) { c["iss"] = "mallory" }),
 		"valid, unknown user": sign(t, jwt.SigningMethodHS256, hs, nil),
 	}
 	for name, tok := range tokens {
