@@ -39,7 +39,7 @@ type harness struct {
 	smtp  *mailtest.Server
 }
 
-func start(t *testing.T) *harness {
+func start(t testing.TB) *harness {
 	t.Helper()
 	smtpServer := mailtest.Start(t)
 	mailer, err := mail.NewSMTP(mail.SMTPConfig{
@@ -71,7 +71,7 @@ type result struct {
 	body   map[string]any
 }
 
-func (h *harness) do(t *testing.T, method, path, token, body string, headers ...string) result {
+func (h *harness) do(t testing.TB, method, path, token, body string, headers ...string) result {
 	t.Helper()
 	req, err := http.NewRequest(method, h.base+path, strings.NewReader(body))
 	if err != nil {
@@ -95,11 +95,11 @@ func (h *harness) do(t *testing.T, method, path, token, body string, headers ...
 	return r
 }
 
-func (h *harness) post(t *testing.T, path, body string) result {
+func (h *harness) post(t testing.TB, path, body string) result {
 	return h.do(t, "POST", path, "", body)
 }
 
-func (h *harness) register(t *testing.T, name, email, password string) string {
+func (h *harness) register(t testing.TB, name, email, password string) string {
 	t.Helper()
 	r := h.post(t, "/api/v1/auth/register", fmt.Sprintf(`{"name":%q,"email":%q,"password":%q}`, name, email, password))
 	if r.status != 201 {
@@ -110,7 +110,7 @@ func (h *harness) register(t *testing.T, name, email, password string) string {
 
 type pair struct{ access, refresh string }
 
-func (h *harness) login(t *testing.T, email, password string) pair {
+func (h *harness) login(t testing.TB, email, password string) pair {
 	t.Helper()
 	r := h.post(t, "/api/v1/auth/login", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password))
 	if r.status != 200 {

@@ -90,6 +90,7 @@ func gatewayURLVar(service string) string {
 // addresses, so an address set by the caller is honoured by both.
 func ApplyDefaults(env Env, dataDir string, services []string) {
 	env.SetDefault("AUTH_DATABASE_URL", "sqlite://"+filepath.Join(dataDir, "auth.db"))
+	env.SetDefault("AUTH_MAIL_DIR", filepath.Join(dataDir, "mail"))
 	env.SetDefault("AUTH_HTTP_ADDR", "127.0.0.1:8081")
 	env.SetDefault("NOTIF_HTTP_ADDR", "127.0.0.1:8084")
 	env.SetDefault("NOTIF_MONGO_DATABASE", "notif")

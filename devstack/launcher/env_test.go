@@ -76,6 +76,7 @@ func TestApplyDefaults(t *testing.T) {
 
 	want := map[string]string{
 		"AUTH_DATABASE_URL":    "sqlite:///abs/data/auth.db",
+		"AUTH_MAIL_DIR":        "/abs/data/mail",
 		"AUTH_HTTP_ADDR":       "127.0.0.1:8081",
 		"NOTIF_HTTP_ADDR":      "127.0.0.1:9094",
 		"NOTIF_MONGO_DATABASE": "notif",

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/bugtracker/bugtracker/platform/problem"
 )
@@ -131,7 +132,14 @@ type Verifier struct {
 	keys    Keys
 	parser  *jwt.Parser
 	revoked RevocationChecker
+	// verified caches successful signature and claim checks by the exact token
+	// string, so a client's repeated requests skip parsing; expiry is rechecked on
+	// every hit and revocation is always asked.
+	verified *expirable.LRU[string, Principal]
 }
+
+// verifiedCacheTTL bounds how long a verified token is remembered.
+const verifiedCacheTTL = time.Minute
 
 // NewVerifier returns a verifier; revoked may not be nil.
 func NewVerifier(keys Keys, revoked RevocationChecker) (*Verifier, error) {
@@ -150,7 +158,8 @@ func NewVerifier(keys Keys, revoked RevocationChecker) (*Verifier, error) {
 			jwt.WithIssuer(keys.Issuer),
 			jwt.WithAudience(keys.Audience),
 		),
-		revoked: revoked,
+		revoked:  revoked,
+		verified: expirable.NewLRU[string, Principal](50_000, nil, verifiedCacheTTL),
 	}, nil
 }
 
@@ -158,6 +167,26 @@ func NewVerifier(keys Keys, revoked RevocationChecker) (*Verifier, error) {
 // wrapping ErrInvalidToken for a bad token, and another error when the revocation
 // store cannot answer.
 func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) {
+	p, ok := v.verified.Get(token)
+	if !ok || !time.Now().Before(p.ExpiresAt) {
+		var err error
+		if p, err = v.parse(token); err != nil {
+			return Principal{}, err
+		}
+		v.verified.Add(token, p)
+	}
+	revoked, err := v.revoked.IsRevoked(ctx, p.TokenID)
+	if err != nil {
+		return Principal{}, fmt.Errorf("authn: revocation check: %w", err)
+	}
+	if revoked {
+		return Principal{}, fmt.Errorf("%w: revoked", ErrInvalidToken)
+	}
+	return p, nil
+}
+
+// parse checks the token's algorithm, signature and claims.
+func (v *Verifier) parse(token string) (Principal, error) {
 	var c claims
 	_, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) {
 		return []byte(v.keys.Secret), nil
@@ -167,13 +196,6 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 	}
 	if c.Subject == "" || c.ID == "" {
 		return Principal{}, fmt.Errorf("%w: sub and jti are required", ErrInvalidToken)
-	}
-	revoked, err := v.revoked.IsRevoked(ctx, c.ID)
-	if err != nil {
-		return Principal{}, fmt.Errorf("authn: revocation check: %w", err)
-	}
-	if revoked {
-		return Principal{}, fmt.Errorf("%w: revoked", ErrInvalidToken)
 	}
 	return Principal{UserID: c.Subject, TokenID: c.ID, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt.Time}, nil
 }

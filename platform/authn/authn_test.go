@@ -195,3 +195,52 @@ func TestRedisRevocationSeenByOtherInstanceWithinOneSecond(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestCachedTokenStillExpiresAndRevokes: the verified-token cache never outlives the
+// token or hides a revocation.
+func TestCachedTokenStillExpiresAndRevokes(t *testing.T) {
+	revs := NewMemoryRevocations()
+	v, _ := NewVerifier(keys, revs)
+	signer, _ := NewSigner(keys, time.Minute)
+	tok, p, _ := signer.Issue("u1", "s1", time.Now())
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	_ = revs.Revoke(ctx, p.TokenID, time.Minute)
+	if _, err := v.Verify(ctx, tok); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("cached token survived revocation: %v", err)
+	}
+	short, _ := NewSigner(keys, time.Minute)
+	old, _, _ := short.Issue("u2", "s2", time.Now().Add(-59*time.Second).Add(-500*time.Millisecond))
+	if _, err := v.Verify(ctx, old); err != nil {
+		t.Fatalf("fresh enough token refused: %v", err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := v.Verify(ctx, old); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("cached token outlived its exp: %v", err)
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	v, _ := NewVerifier(keys, NewMemoryRevocations())
+	signer, _ := NewSigner(keys, 15*time.Minute)
+	tok, _, _ := signer.Issue("u1", "s1", time.Now())
+	ctx := context.Background()
+	b.Run("first-sight", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := v.parse(tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := v.Verify(ctx, tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
