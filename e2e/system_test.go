@@ -87,6 +87,7 @@ type system struct {
 	gateway string
 	redis   *redis.Client
 	prefix  string
+	mailDir string
 }
 
 // process is a running service binary whose output is kept for failure reports.
@@ -210,20 +211,21 @@ func startSystem(t *testing.T) *system {
 	})
 
 	authAddr, notifAddr, gwAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	mailDir := t.TempDir()
 	common := []string{
 		"JWT_SECRET=e2e-secret-" + name + "-0123456789abcdef",
 		"REDIS_URL=" + redisURL,
 		"REDIS_PREFIX=" + prefix,
 		"LOG_LEVEL=debug",
 	}
-	auth := startProcess(t, bin, "auth", append(common, "AUTH_HTTP_ADDR="+authAddr, "AUTH_DATABASE_URL="+authURL.String()))
+	auth := startProcess(t, bin, "auth", append(common, "AUTH_HTTP_ADDR="+authAddr, "AUTH_DATABASE_URL="+authURL.String(), "AUTH_MAIL_DIR="+mailDir))
 	notif := startProcess(t, bin, "notif", append(common, "NOTIF_HTTP_ADDR="+notifAddr, "NOTIF_MONGO_URI="+mongoURI, "NOTIF_MONGO_DATABASE="+name))
 	gw := startProcess(t, bin, "gateway", append(common, "GATEWAY_ADDR="+gwAddr,
 		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr))
 	waitReady(t, auth, "http://"+authAddr+"/readyz")
 	waitReady(t, notif, "http://"+notifAddr+"/readyz")
 	waitReady(t, gw, "http://"+gwAddr+"/healthz")
-	return &system{gateway: "http://" + gwAddr, redis: rdb, prefix: prefix}
+	return &system{gateway: "http://" + gwAddr, redis: rdb, prefix: prefix, mailDir: mailDir}
 }
 
 type reply struct {

@@ -70,4 +70,3 @@ func BenchmarkMe(b *testing.B) {
 		}
 	})
 }
-

@@ -173,7 +173,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 		if p, err = v.parse(token); err != nil {
 			return Principal{}, err
 		}
-		v.verified.Add(token, p)
+		// Callers may pass a string backed by a reused buffer (fasthttp's zero-copy
+		// header values): the cache keeps its own copy.
+		v.verified.Add(strings.Clone(token), p)
 	}
 	revoked, err := v.revoked.IsRevoked(ctx, p.TokenID)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -87,6 +88,42 @@ func TestVerifierRejectsBadTokens(t *testing.T) {
 	}
 	if _, err := v.Verify(context.Background(), good); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("revoked token accepted: %v", err)
+	}
+}
+
+// TestMiddlewareKeepsUsersApart alternates two users' tokens through a Fiber app:
+// fasthttp reuses header buffers, so anything cached from a request must be copied.
+func TestMiddlewareKeepsUsersApart(t *testing.T) {
+	v, _ := NewVerifier(keys, NewMemoryRevocations())
+	signer, _ := NewSigner(keys, time.Minute)
+	app := fiber.New()
+	app.Get("/me", v.Middleware(), func(c *fiber.Ctx) error {
+		p, _ := PrincipalFrom(c)
+		return c.SendString(p.UserID)
+	})
+	tokens := map[string]string{}
+	for _, u := range []string{"ann", "bob"} {
+		tokens[u], _, _ = signer.Issue(u, "s-"+u, time.Now())
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+	for i := range 20 {
+		u := []string{"ann", "bob"}[i%2]
+		req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/me", nil)
+		req.Header.Set("Authorization", "Bearer "+tokens[u])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != u {
+			t.Fatalf("request %d with %s's token authenticated %q", i, u, body)
+		}
 	}
 }
 
