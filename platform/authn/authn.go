@@ -136,6 +136,8 @@ type Verifier struct {
 	// string, so a client's repeated requests skip parsing; expiry is rechecked on
 	// every hit and revocation is always asked.
 	verified *expirable.LRU[string, Principal]
+	// now is the verifier's clock; tests move it.
+	now func() time.Time
 }
 
 // verifiedCacheTTL bounds how long a verified token is remembered.
@@ -149,18 +151,18 @@ func NewVerifier(keys Keys, revoked RevocationChecker) (*Verifier, error) {
 	if revoked == nil {
 		return nil, errors.New("authn: a revocation checker is required")
 	}
-	return &Verifier{
-		keys: keys,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{algorithm}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithIssuer(keys.Issuer),
-			jwt.WithAudience(keys.Audience),
-		),
-		revoked:  revoked,
-		verified: expirable.NewLRU[string, Principal](50_000, nil, verifiedCacheTTL),
-	}, nil
+	v := &Verifier{keys: keys, now: time.Now}
+	v.parser = jwt.NewParser(
+		jwt.WithTimeFunc(func() time.Time { return v.now() }),
+		jwt.WithValidMethods([]string{algorithm}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(keys.Issuer),
+		jwt.WithAudience(keys.Audience),
+	)
+	v.revoked = revoked
+	v.verified = expirable.NewLRU[string, Principal](50_000, nil, verifiedCacheTTL)
+	return v, nil
 }
 
 // Verify returns the principal of a valid, unrevoked token. It returns an error
@@ -168,7 +170,7 @@ func NewVerifier(keys Keys, revoked RevocationChecker) (*Verifier, error) {
 // store cannot answer.
 func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) {
 	p, ok := v.verified.Get(token)
-	if !ok || !time.Now().Before(p.ExpiresAt) {
+	if !ok || !v.now().Before(p.ExpiresAt) {
 		var err error
 		if p, err = v.parse(token); err != nil {
 			return Principal{}, err
