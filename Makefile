@@ -4,6 +4,8 @@ MODULES      := platform eventbus auth notif gateway devstack e2e
 WIRE_MODULES := auth notif
 SERVICES     := auth notif gateway
 WIRE         := go run github.com/google/wire/cmd/wire@v0.7.0
+GOLANGCI_VERSION := 2.15.0
+GOLANGCI     := $(shell go env GOPATH)/bin/golangci-lint
 
 # Real servers the tests use (the machine's loopback defaults; override as needed).
 # They are passed to the test commands only: `make run` must not see REDIS_URL, or it
@@ -18,7 +20,7 @@ TEST_ENV := REDIS_URL='$(TEST_REDIS_URL)' POSTGRES_URL='$(TEST_POSTGRES_URL)' \
 
 GO_TEST_FLAGS ?= -count=1
 
-.PHONY: help run build test servers check-generate check-compose generate vet test-modules tidy clean
+.PHONY: help run build test servers check-generate check-compose generate vet lint test-modules tidy clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,7 +33,7 @@ build: ## Build every service binary and the launcher into ./bin.
 	@for s in $(SERVICES); do go -C $$s build -o ../bin/$$s ./cmd/$$s || exit 1; done
 	go -C devstack build -o ../bin/devstack ./cmd/devstack
 
-test: servers check-generate check-compose vet test-modules ## Every test against the real servers (starts them if down).
+test: servers check-generate check-compose vet lint test-modules ## Every test against the real servers (starts them if down).
 
 servers: ## Make sure PostgreSQL, MariaDB, Redis and a FerretDB answer on loopback.
 	bash scripts/ensure-servers.sh
@@ -60,6 +62,11 @@ vet: ## Build and vet every module inside the workspace and alone (GOWORK=off).
 	go build $(addprefix ./,$(addsuffix /...,$(MODULES)))
 	go vet $(addprefix ./,$(addsuffix /...,$(MODULES)))
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go vet ./...) || exit 1; done
+
+lint: ## golangci-lint (config in .golangci.yml) on every module; installs v$(GOLANGCI_VERSION) once.
+	@$(GOLANGCI) version 2>/dev/null | grep -q "version $(GOLANGCI_VERSION)" || \
+	  go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v$(GOLANGCI_VERSION)
+	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GOLANGCI) run ./...) || exit 1; done
 
 test-modules: ## Run each module's tests on its own (GOWORK=off), as a user of that module would.
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(TEST_ENV) GOWORK=off go test $(GO_TEST_FLAGS) ./...) || exit 1; done

@@ -63,7 +63,7 @@ func binaries(t *testing.T) string {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, svc), "./cmd/"+svc)
 			cmd.Dir = filepath.Join("..", svc)
 			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", svc, err, out)
+				buildErr = fmt.Errorf("build %s: %w\n%s", svc, err, out)
 				return
 			}
 		}

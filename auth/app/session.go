@@ -41,8 +41,10 @@ type RefreshHandler struct {
 
 // NewRefreshHandler wires the use case.
 func NewRefreshHandler(users Users, sessions Sessions, revoker Revoker, tokens AccessTokens, now Clock, newID IDGenerator, ttl RefreshTTL) RefreshHandler {
-	return RefreshHandler{users: users, sessions: sessions, revoker: revoker, now: now,
-		pair: tokenPair{tokens: tokens, newID: newID, refreshTTL: time.Duration(ttl)}}
+	return RefreshHandler{
+		users: users, sessions: sessions, revoker: revoker, now: now,
+		pair: tokenPair{tokens: tokens, newID: newID, refreshTTL: time.Duration(ttl)},
+	}
 }
 
 // Handle returns the new pair or user.ErrInvalidRefreshToken.

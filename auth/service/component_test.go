@@ -248,8 +248,10 @@ func TestValidationAndConflicts(t *testing.T) {
 func sign(t *testing.T, method jwt.SigningMethod, key any, mutate func(jwt.MapClaims)) string {
 	t.Helper()
 	now := time.Now()
-	c := jwt.MapClaims{"sub": "u1", "jti": "j1", "iss": keys.Issuer, "aud": keys.Audience,
-		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}
+	c := jwt.MapClaims{
+		"sub": "u1", "jti": "j1", "iss": keys.Issuer, "aud": keys.Audience,
+		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix(),
+	}
 	if mutate != nil {
 		mutate(c)
 	}

@@ -43,7 +43,7 @@ func (s *Service) Components() map[string]runner.Component {
 }
 
 // appSet builds the use cases and inbound ports from the ports; both injectors share it.
-var appSet = wire.NewSet(
+var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
 	provideClock, provideIDs, provideHasher, provideAccessTokens, provideRefreshTTL, provideResetURL, provideVerifier,
 	app.NewRegisterHandler, app.NewLoginHandler, app.NewRefreshHandler, app.NewLogoutHandler,
 	app.NewGetUserHandler, app.NewListUsersHandler,
@@ -54,7 +54,7 @@ var appSet = wire.NewSet(
 
 // infraSet is the production adapters: SQL through bun, events through the outbox to
 // Redis Streams, revocations and throttling in Redis, mail over SMTP or to files.
-var infraSet = wire.NewSet(
+var infraSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
 	provideDB, provideRedis, providePublisher, provideRelay, provideRepo, provideChecks,
 	provideRevocations, provideThrottle, provideMailer,
 	wire.Bind(new(app.Users), new(*bunrepo.Repo)),
@@ -69,7 +69,7 @@ var infraSet = wire.NewSet(
 
 // memorySet swaps every outbound adapter for memory, for component tests; the
 // component-test injector binds its in-memory arguments to the ports.
-var memorySet = wire.NewSet(
+var memorySet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
 	provideNoChecks,
 	wire.Struct(new(Service), "HTTP", "ResetMailer"),
 )

@@ -127,7 +127,7 @@ func (cfg Config) ferretConfig() (*ferretdb.Config, error) {
 			return nil, fmt.Errorf("ferret: SQLite directory: %w", err)
 		}
 
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("ferret: create SQLite directory: %w", err)
 		}
 

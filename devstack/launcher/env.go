@@ -134,7 +134,7 @@ const secretBytes = 32
 // use, or when the file is empty, it generates 32 random bytes, stores them
 // hex-encoded in path with mode 0600 and returns them.
 func LoadOrCreateSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // the path is the launcher's own data directory
 
 	switch {
 	case err == nil:
@@ -168,15 +168,15 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 
 	tmp := f.Name()
-	defer os.Remove(tmp)
+	defer func() { _ = os.Remove(tmp) }()
 
 	if err := f.Chmod(perm); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 

@@ -24,7 +24,7 @@ func WaitHealthy(ctx context.Context, client *http.Client, url string) error {
 
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s not healthy: %w (last probe: %v)", url, context.Cause(ctx), last)
+			return fmt.Errorf("%s not healthy: %w (last probe: %w)", url, context.Cause(ctx), last)
 		case <-time.After(healthPollInterval):
 		}
 	}
@@ -41,7 +41,7 @@ func probe(ctx context.Context, client *http.Client, url string) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 

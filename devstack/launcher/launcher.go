@@ -81,7 +81,7 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("data directory: %w", err)
 	}
 
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 
@@ -136,7 +136,7 @@ func Run(ctx context.Context, opts Options) error {
 		logger.Info("embedded FerretDB started", "uri", uri, "sqlite_dir", sqliteDir)
 	}
 
-	for name, file := range map[string]string{"JWT_SECRET": "dev-jwt-secret", "CURSOR_SECRET": "dev-cursor-secret"} {
+	for name, file := range map[string]string{"JWT_SECRET": "dev-jwt-secret", "CURSOR_SECRET": "dev-cursor-secret"} { //nolint:gosec // file names, not credentials
 		if env.IsSet(name) {
 			continue
 		}
@@ -183,7 +183,7 @@ func Run(ctx context.Context, opts Options) error {
 			return
 		}
 
-		fmt.Fprintln(stdout, upMessage(env, services))
+		_, _ = fmt.Fprintln(stdout, upMessage(env, services))
 	}()
 
 	err = group.Wait(runCtx)

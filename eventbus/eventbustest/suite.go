@@ -262,7 +262,7 @@ func assertSameOrderPerFamily(t *testing.T, envs []eventbus.Envelope, got []stri
 	}
 }
 
-func assertNoPending(t *testing.T, b Backend, group string) {
+func assertNoPending(t *testing.T, b Backend, group string) { //nolint:unparam // every case names the group it asserts on
 	t.Helper()
 	Eventually(t, "no entry of "+group+" is pending", func() bool { return b.Pending(t, group) == 0 })
 }

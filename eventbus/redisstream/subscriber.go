@@ -74,10 +74,10 @@ func (c *SubscriberConfig) setDefaults() {
 func (c SubscriberConfig) Validate() error {
 	var errs []error
 	if c.Group == "" {
-		errs = append(errs, errors.New("Group is empty"))
+		errs = append(errs, errors.New("group is empty"))
 	}
 	if c.Consumer == "" {
-		errs = append(errs, errors.New("Consumer is empty"))
+		errs = append(errs, errors.New("consumer name is empty"))
 	}
 	for _, f := range c.Families {
 		if !slices.Contains(contracts.Families(), f) {
@@ -85,10 +85,10 @@ func (c SubscriberConfig) Validate() error {
 		}
 	}
 	if c.BatchSize < 1 || c.MaxDeliveries < 1 {
-		errs = append(errs, errors.New("BatchSize and MaxDeliveries must be positive"))
+		errs = append(errs, errors.New("batch size and max deliveries must be positive"))
 	}
 	if c.Block < time.Millisecond || c.ClaimMinIdle <= 0 || c.ClaimInterval <= 0 {
-		errs = append(errs, errors.New("Block, ClaimMinIdle and ClaimInterval must be positive"))
+		errs = append(errs, errors.New("block, claim min idle and claim interval must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("redisstream: invalid subscriber config: %w", err)

@@ -35,7 +35,7 @@ func (s *Service) Components() map[string]runner.Component {
 }
 
 // appSet builds the use cases and inbound ports; every injector shares it.
-var appSet = wire.NewSet(
+var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
 	provideIDs,
 	app.NewRecordUserHandler, app.NewNotifyHandler, app.NewListNotificationsHandler,
 	app.NewMarkReadHandler, app.NewMarkAllReadHandler,
@@ -45,7 +45,7 @@ var appSet = wire.NewSet(
 )
 
 // infraSet is the production adapters: MongoDB, Redis Streams, Redis revocations.
-var infraSet = wire.NewSet(
+var infraSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
 	provideMongo, provideRepo, provideRedis, provideRevocations, provideSubscriber, provideChecks,
 	wire.Bind(new(app.Notifications), new(*mongorepo.Repo)),
 	wire.Bind(new(app.Users), new(*mongorepo.Repo)),
@@ -55,7 +55,7 @@ var infraSet = wire.NewSet(
 
 // memorySet swaps every outbound adapter for memory, for component tests; the
 // the component-test injector binds its in-memory arguments to the ports.
-var memorySet = wire.NewSet(
+var memorySet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
 	provideMemorySubscriber, provideNoChecks,
 	wire.Bind(new(eventbus.Subscriber), new(*memory.Subscriber)),
 )

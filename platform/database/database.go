@@ -162,7 +162,7 @@ func sqliteDSN(rawURL string) (string, error) {
 	params := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
 	if path != ":memory:" {
 		if dir := filepath.Dir(path); dir != "." {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
 				return "", fmt.Errorf("database: create %s: %w", dir, err)
 			}
 		}

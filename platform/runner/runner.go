@@ -92,7 +92,7 @@ func (h *HTTP) Run(ctx context.Context) error {
 	ln := h.Listener
 	if ln == nil {
 		var err error
-		if ln, err = net.Listen("tcp", h.Addr); err != nil {
+		if ln, err = new(net.ListenConfig).Listen(ctx, "tcp", h.Addr); err != nil {
 			return fmt.Errorf("listen %s: %w", h.Addr, err)
 		}
 	}

@@ -22,7 +22,7 @@ func Discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 // error, including at cleanup.
 func Start(t testing.TB, http *runner.HTTP, components map[string]runner.Component) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

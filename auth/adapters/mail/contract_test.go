@@ -163,7 +163,7 @@ func TestMailerContract(t *testing.T) {
 			if err != nil || mediaType != "text/plain" || !strings.EqualFold(params["charset"], "utf-8") {
 				t.Errorf("Content-Type = %q (err %v), want text/plain; charset=UTF-8", h.Get("Content-Type"), err)
 			}
-			var body io.Reader = msg.Body
+			body := msg.Body
 			switch cte := strings.ToLower(h.Get("Content-Transfer-Encoding")); cte {
 			case "quoted-printable":
 				body = quotedprintable.NewReader(body)

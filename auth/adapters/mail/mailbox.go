@@ -32,7 +32,7 @@ func NewMailbox(dir string, from string) (*Mailbox, error) {
 	if _, err := netmail.ParseAddress(from); err != nil {
 		return nil, fmt.Errorf("mail: mailbox sender address %q: %w", from, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("mail: create mailbox directory: %w", err)
 	}
 	return &Mailbox{dir: dir, from: from}, nil

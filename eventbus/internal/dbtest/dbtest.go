@@ -93,7 +93,7 @@ func admin(t *testing.T, driver, dsn, create, drop string) {
 		t.Fatalf("%s: %v", create, err)
 	}
 	t.Cleanup(func() {
-		defer db.Close()
+		defer func() { _ = db.Close() }()
 		if _, err := db.ExecContext(context.Background(), drop); err != nil {
 			t.Errorf("%s: %v", drop, err)
 		}

@@ -288,7 +288,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)
-	<-served
+	if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		g.logger.Warn("serve stopped", "error", serr)
+	}
 	g.Close()
 	if err != nil {
 		return fmt.Errorf("gateway: shutdown: %w", err)
@@ -321,7 +323,7 @@ func Run(ctx context.Context, environ []string, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", s.Addr)
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", s.Addr)
 	if err != nil {
 		g.Close()
 		return fmt.Errorf("GATEWAY_ADDR: %w", err)

@@ -64,7 +64,7 @@ func (g *Gateway) probe(ctx context.Context, service, requestID string) bool {
 		g.logger.WarnContext(ctx, "readiness probe", "request_id", requestID, "backend", service, "error", err.Error())
 		return false
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	// Drain a little so the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {

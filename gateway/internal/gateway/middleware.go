@@ -68,11 +68,11 @@ type headerWriter struct {
 
 // finalize fixes the headers unless they are already fixed or sent.
 func (w *headerWriter) finalize() {
-	if w.done || w.ResponseWriter.Written() {
+	if w.done || w.Written() {
 		return
 	}
 	w.done = true
-	h := w.ResponseWriter.Header()
+	h := w.Header()
 	h.Del("X-Krakend")
 	h.Del("X-Krakend-Completed")
 	h.Set(requestIDHeader, w.id)

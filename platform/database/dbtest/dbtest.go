@@ -83,13 +83,13 @@ func exec(t testing.TB, driver, dsn, create, drop string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.Exec(create); err != nil {
+	if _, err := admin.ExecContext(context.Background(), create); err != nil {
 		_ = admin.Close()
 		t.Fatalf("dbtest: %s: %v", create, err)
 	}
 	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec(drop); err != nil {
+		defer func() { _ = admin.Close() }()
+		if _, err := admin.ExecContext(context.Background(), drop); err != nil {
 			t.Logf("dbtest: %s: %v", drop, err)
 		}
 	})

@@ -4,6 +4,7 @@ package mailtest
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"mime"
 	"mime/quotedprintable"
@@ -43,7 +44,7 @@ func Start(t testing.TB) *Server {
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{srv: s}, nil }))
 	srv.Domain = "localhost"
 	srv.ReadTimeout, srv.WriteTimeout = 5*time.Second, 5*time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
