@@ -18,7 +18,7 @@ TEST_MONGO_URI    ?= mongodb://$(FERRETDB_ADDR)/
 TEST_ENV := REDIS_URL='$(TEST_REDIS_URL)' POSTGRES_URL='$(TEST_POSTGRES_URL)' \
 	MYSQL_URL='$(TEST_MYSQL_URL)' MONGO_URI='$(TEST_MONGO_URI)'
 
-GO_TEST_FLAGS ?= -count=1
+GO_TEST_FLAGS ?= -race -count=1
 
 .PHONY: help run build test servers check-generate check-compose generate vet lint test-modules tidy clean
 
