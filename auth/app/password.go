@@ -80,14 +80,20 @@ type ForgotPassword struct {
 // ResetURL is the page a reset mail links to; the token is appended as ?token=.
 type ResetURL string
 
-// ErrBusy means the reset mail queue is full; the client should retry later.
-var ErrBusy = errors.New("password reset queue is full")
+// Retry policy of the reset mailer: a failed attempt is retried after resetLease, and
+// a request is dropped (logged) after resetMaxAttempts.
+const (
+	resetLease       = 2 * time.Minute
+	resetMaxAttempts = 5
+	resetPoll        = time.Second
+)
 
-// ForgotPasswordHandler answers at once and mails in the background: the answer and
-// its timing are the same whether or not the email belongs to an account. It is also
-// the worker that does the mailing (Run, Shutdown).
+// ForgotPasswordHandler stores the request and answers at once; a worker (Run,
+// Shutdown) mails in the background. Neither the answer nor its timing says whether
+// the email belongs to an account, and a request answered 202 survives a crash.
 type ForgotPasswordHandler struct {
 	users    Users
+	requests ResetRequests
 	resets   ResetTokens
 	mailer   Mailer
 	throttle Throttle
@@ -96,23 +102,22 @@ type ForgotPasswordHandler struct {
 	url      ResetURL
 	log      *slog.Logger
 
-	queue    chan string
+	wake     chan struct{}
 	stopOnce *sync.Once
 	stop     chan struct{}
-	done     chan struct{}
 }
 
-// NewForgotPasswordHandler wires the use case with a queue of 1024 pending requests.
-func NewForgotPasswordHandler(users Users, resets ResetTokens, mailer Mailer, throttle Throttle, now Clock,
-	newID IDGenerator, url ResetURL, log *slog.Logger,
+// NewForgotPasswordHandler wires the use case and its worker.
+func NewForgotPasswordHandler(users Users, requests ResetRequests, resets ResetTokens, mailer Mailer, throttle Throttle,
+	now Clock, newID IDGenerator, url ResetURL, log *slog.Logger,
 ) *ForgotPasswordHandler {
 	return &ForgotPasswordHandler{
-		users: users, resets: resets, mailer: mailer, throttle: throttle, now: now, newID: newID, url: url, log: log,
-		queue: make(chan string, 1024), stopOnce: &sync.Once{}, stop: make(chan struct{}), done: make(chan struct{}),
+		users: users, requests: requests, resets: resets, mailer: mailer, throttle: throttle, now: now, newID: newID,
+		url: url, log: log, wake: make(chan struct{}, 1), stopOnce: &sync.Once{}, stop: make(chan struct{}),
 	}
 }
 
-// Handle validates and throttles the request (like login) and queues it.
+// Handle validates and throttles the request (like login) and stores it.
 func (h *ForgotPasswordHandler) Handle(ctx context.Context, cmd ForgotPassword) error {
 	if err := user.ValidateEmail(cmd.Email); err != nil {
 		return err
@@ -124,73 +129,92 @@ func (h *ForgotPasswordHandler) Handle(ctx context.Context, cmd ForgotPassword) 
 	if err := h.throttle.Hit(ctx, user.AttemptsWindow, keys...); err != nil {
 		return fmt.Errorf("forgot password: %w", err)
 	}
-	select {
-	case h.queue <- cmd.Email:
-		return nil
-	default:
-		return ErrBusy
+	r := ResetRequest{ID: h.newID(), Email: user.NormalizeEmail(cmd.Email), RequestedAt: h.now()}
+	if err := h.requests.EnqueueReset(ctx, r); err != nil {
+		return fmt.Errorf("forgot password: %w", err)
 	}
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
-// Run mails queued requests until Shutdown (after draining the queue) or ctx ends.
+// Run mails stored requests until Shutdown or ctx ends; it also picks up requests
+// left by a crashed process once their lease runs out.
 func (h *ForgotPasswordHandler) Run(ctx context.Context) error {
-	defer close(h.done)
+	tick := time.NewTicker(resetPoll)
+	defer tick.Stop()
 	for {
+		h.drain(ctx)
 		select {
-		case email := <-h.queue:
-			h.process(ctx, email)
+		case <-h.wake:
+		case <-tick.C:
 		case <-h.stop:
-			for {
-				select {
-				case email := <-h.queue:
-					h.process(ctx, email)
-				default:
-					return nil
-				}
-			}
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
-// Shutdown stops taking work and waits until the queued requests are mailed.
-func (h *ForgotPasswordHandler) Shutdown(ctx context.Context) error {
+// Shutdown stops the worker after the batch in hand; unmailed requests stay stored.
+func (h *ForgotPasswordHandler) Shutdown(context.Context) error {
 	h.stopOnce.Do(func() { close(h.stop) })
-	select {
-	case <-h.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	return nil
+}
+
+// drain processes due requests in batches until none is left.
+func (h *ForgotPasswordHandler) drain(ctx context.Context) {
+	for ctx.Err() == nil {
+		now := h.now()
+		batch, err := h.requests.ClaimResets(ctx, now, now.Add(resetLease), 16)
+		if err != nil {
+			h.log.ErrorContext(ctx, "password reset: claim requests", "error", err)
+			return
+		}
+		if len(batch) == 0 {
+			return
+		}
+		for _, r := range batch {
+			if err := h.process(ctx, r); err != nil {
+				h.log.ErrorContext(ctx, "password reset: attempt failed", "error", err, "request_id", r.ID, "attempt", r.Attempts)
+				if r.Attempts < resetMaxAttempts {
+					continue // retried when the lease runs out
+				}
+				h.log.ErrorContext(ctx, "password reset: giving up", "request_id", r.ID)
+			}
+			if err := h.requests.DeleteReset(ctx, r.ID); err != nil {
+				h.log.ErrorContext(ctx, "password reset: delete request", "error", err)
+			}
+		}
 	}
 }
 
-func (h *ForgotPasswordHandler) process(ctx context.Context, email string) {
-	u, err := h.users.ByEmail(ctx, email)
+// process mails a reset token when the email belongs to an account.
+func (h *ForgotPasswordHandler) process(ctx context.Context, r ResetRequest) error {
+	u, err := h.users.ByEmail(ctx, r.Email)
 	if errors.Is(err, user.ErrNotFound) {
-		return
+		return nil
 	}
 	if err != nil {
-		h.log.ErrorContext(ctx, "password reset: look up user", "error", err)
-		return
+		return fmt.Errorf("look up user: %w", err)
 	}
 	token, hash, err := newSecret()
 	if err != nil {
-		h.log.ErrorContext(ctx, "password reset: token", "error", err)
-		return
+		return err
 	}
 	now := h.now()
 	if err := h.resets.CreateReset(ctx, ResetToken{
 		ID: h.newID(), UserID: u.ID(), TokenHash: hash, CreatedAt: now, ExpiresAt: now.Add(user.ResetTokenTTL),
 	}); err != nil {
-		h.log.ErrorContext(ctx, "password reset: store token", "error", err)
-		return
+		return fmt.Errorf("store token: %w", err)
 	}
 	if err := h.mailer.Send(ctx, resetMail(u, token, string(h.url))); err != nil {
-		h.log.ErrorContext(ctx, "password reset: send mail", "error", err, "user_id", u.ID())
-		return
+		return fmt.Errorf("send mail: %w", err)
 	}
 	h.log.InfoContext(ctx, "password reset mailed", "user_id", u.ID())
+	return nil
 }
 
 func resetMail(u user.User, token, url string) Mail {

@@ -94,6 +94,27 @@ type ResetTokens interface {
 	Redeem(ctx context.Context, tokenHash, newPasswordHash string, at time.Time) (userID string, err error)
 }
 
+// ResetRequest is a stored "forgot password" request waiting to be mailed.
+type ResetRequest struct {
+	ID          string
+	Email       string
+	RequestedAt time.Time
+	Attempts    int
+}
+
+// ResetRequests is the durable queue between the forgot-password answer and the
+// worker that mails: a request answered 202 survives a crash.
+type ResetRequests interface {
+	// EnqueueReset stores a request; it costs the same whether or not the email
+	// belongs to an account.
+	EnqueueReset(ctx context.Context, r ResetRequest) error
+	// ClaimResets leases up to limit due requests to the caller until leaseUntil,
+	// counting an attempt on each; another worker cannot claim them meanwhile.
+	ClaimResets(ctx context.Context, now, leaseUntil time.Time, limit int) ([]ResetRequest, error)
+	// DeleteReset removes a request that is done (mailed, or given up).
+	DeleteReset(ctx context.Context, id string) error
+}
+
 // Throttle counts failed attempts in shared storage so that every replica sees them.
 type Throttle interface {
 	// Blocked reports how long the caller must wait when any key has reached limit

@@ -60,6 +60,7 @@ var infraSet = wire.NewSet( //nolint:unused // used by the wireinject injectors 
 	wire.Bind(new(app.Users), new(*bunrepo.Repo)),
 	wire.Bind(new(app.Sessions), new(*bunrepo.Repo)),
 	wire.Bind(new(app.ResetTokens), new(*bunrepo.Repo)),
+	wire.Bind(new(app.ResetRequests), new(*bunrepo.Repo)),
 	wire.Bind(new(eventbus.Publisher), new(*redisstream.Publisher)),
 	wire.Bind(new(authn.RevocationChecker), new(*authn.RedisRevocations)),
 	wire.Bind(new(app.Revoker), new(*authn.RedisRevocations)),

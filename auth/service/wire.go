@@ -29,6 +29,7 @@ func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, r
 		wire.Bind(new(app.Users), new(*memrepo.Store)),
 		wire.Bind(new(app.Sessions), new(*memrepo.Store)),
 		wire.Bind(new(app.ResetTokens), new(*memrepo.Store)),
+		wire.Bind(new(app.ResetRequests), new(*memrepo.Store)),
 		wire.Bind(new(authn.RevocationChecker), new(*authn.MemoryRevocations)),
 		wire.Bind(new(app.Revoker), new(*authn.MemoryRevocations)),
 		wire.Bind(new(app.Throttle), new(*throttle.Memory)),

@@ -73,7 +73,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 		return nil, nil, err
 	}
 	resetURL := provideResetURL(cfg)
-	forgotPasswordHandler := app.NewForgotPasswordHandler(repo, repo, mailer, redis, clock, idGenerator, resetURL, log)
+	forgotPasswordHandler := app.NewForgotPasswordHandler(repo, repo, repo, mailer, redis, clock, idGenerator, resetURL, log)
 	resetPasswordHandler := app.NewResetPasswordHandler(repo, repo, passwordHasher, redisRevocations, clock)
 	application := app.Application{
 		Register:       registerHandler,
@@ -128,7 +128,7 @@ func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, r
 	listUsersHandler := app.NewListUsersHandler(store)
 	changePasswordHandler := app.NewChangePasswordHandler(store, store, passwordHasher, revocations, clock)
 	resetURL := provideResetURL(cfg)
-	forgotPasswordHandler := app.NewForgotPasswordHandler(store, store, mailer, limits, clock, idGenerator, resetURL, log)
+	forgotPasswordHandler := app.NewForgotPasswordHandler(store, store, store, mailer, limits, clock, idGenerator, resetURL, log)
 	resetPasswordHandler := app.NewResetPasswordHandler(store, store, passwordHasher, revocations, clock)
 	application := app.Application{
 		Register:       registerHandler,

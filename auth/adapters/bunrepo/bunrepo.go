@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 
 	"github.com/bugtracker/bugtracker/auth/app"
 	"github.com/bugtracker/bugtracker/auth/domain/user"
@@ -59,6 +60,16 @@ type resetRow struct {
 	CreatedAt time.Time  `bun:"created_at"`
 	ExpiresAt time.Time  `bun:"expires_at"`
 	UsedAt    *time.Time `bun:"used_at"`
+}
+
+type resetRequestRow struct {
+	bun.BaseModel `bun:"table:reset_requests"`
+
+	ID          string    `bun:"id,pk"`
+	Email       string    `bun:"email"`
+	RequestedAt time.Time `bun:"requested_at"`
+	Attempts    int       `bun:"attempts"`
+	NotBefore   time.Time `bun:"not_before"`
 }
 
 // AfterCommit is called after a transaction that wrote events commits; the service
@@ -278,4 +289,50 @@ func (r *Repo) Redeem(ctx context.Context, hash, newPasswordHash string, at time
 		return nil
 	})
 	return userID, err
+}
+
+// EnqueueReset stores a forgot-password request, due at once.
+func (r *Repo) EnqueueReset(ctx context.Context, req app.ResetRequest) error {
+	row := resetRequestRow{ID: req.ID, Email: req.Email, RequestedAt: req.RequestedAt.UTC(), NotBefore: req.RequestedAt.UTC()}
+	if _, err := r.db.NewInsert().Model(&row).Exec(ctx); err != nil {
+		return fmt.Errorf("insert reset request: %w", err)
+	}
+	return nil
+}
+
+// ClaimResets leases due requests, oldest first, in one transaction; on PostgreSQL and
+// MariaDB rows another worker holds are skipped (SQLite serialises writers anyway).
+func (r *Repo) ClaimResets(ctx context.Context, now, leaseUntil time.Time, limit int) ([]app.ResetRequest, error) {
+	var out []app.ResetRequest
+	err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var rows []resetRequestRow
+		q := tx.NewSelect().Model(&rows).Where("not_before <= ?", now.UTC()).Order("requested_at").Limit(int64(limit))
+		if r.db.Dialect().Name() != dialect.SQLite {
+			q = q.For("UPDATE SKIP LOCKED")
+		}
+		if err := q.Scan(ctx); err != nil || len(rows) == 0 {
+			return err
+		}
+		ids := make([]string, len(rows))
+		for i, row := range rows {
+			ids[i] = row.ID
+			out = append(out, app.ResetRequest{ID: row.ID, Email: row.Email, RequestedAt: row.RequestedAt, Attempts: row.Attempts + 1})
+		}
+		_, err := tx.NewUpdate().Model((*resetRequestRow)(nil)).
+			Set("not_before = ?", leaseUntil.UTC()).Set("attempts = attempts + 1").
+			Where("id IN (?)", bun.In(ids)).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim reset requests: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteReset removes a request.
+func (r *Repo) DeleteReset(ctx context.Context, id string) error {
+	if _, err := r.db.NewDelete().Model((*resetRequestRow)(nil)).Where("id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("delete reset request: %w", err)
+	}
+	return nil
 }

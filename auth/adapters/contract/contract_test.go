@@ -26,6 +26,7 @@ type backend struct {
 	users    app.Users
 	sessions app.Sessions
 	resets   app.ResetTokens
+	requests app.ResetRequests
 	events   func(t *testing.T) int
 }
 
@@ -37,7 +38,7 @@ func backends() map[string]func(t *testing.T) backend {
 				t.Fatal(err)
 			}
 			repo := bunrepo.New(db, nil)
-			return backend{users: repo, sessions: repo, resets: repo, events: func(t *testing.T) int {
+			return backend{users: repo, sessions: repo, resets: repo, requests: repo, events: func(t *testing.T) int {
 				n, err := db.NewSelect().Table("outbox").Count(context.Background())
 				if err != nil {
 					t.Fatal(err)
@@ -49,7 +50,7 @@ func backends() map[string]func(t *testing.T) backend {
 	return map[string]func(t *testing.T) backend{
 		"memory": func(*testing.T) backend {
 			s := memrepo.New()
-			return backend{users: s, sessions: s, resets: s, events: func(*testing.T) int { return len(s.Events()) }}
+			return backend{users: s, sessions: s, resets: s, requests: s, events: func(*testing.T) int { return len(s.Events()) }}
 		},
 		"sqlite":   bun(database.SQLite),
 		"postgres": bun(database.Postgres),
@@ -349,6 +350,72 @@ func TestResetTokensContract(t *testing.T) {
 			}
 			if got, _ := b.users.ByID(ctx, u.ID()); got.PasswordHash() != "h-new" {
 				t.Fatalf("password after reset: %q", got.PasswordHash())
+			}
+		})
+	}
+}
+
+func TestResetRequestsContract(t *testing.T) {
+	for name, newBackend := range backends() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			q := newBackend(t).requests
+			base := time.Now().UTC().Truncate(time.Microsecond)
+			for i := range 3 {
+				if err := q.EnqueueReset(ctx, app.ResetRequest{ID: fmt.Sprintf("r%d", i), Email: "a@example.com", RequestedAt: base.Add(time.Duration(i) * time.Second)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			now := base.Add(time.Minute)
+			claimed, err := q.ClaimResets(ctx, now, now.Add(2*time.Minute), 2)
+			if err != nil || len(claimed) != 2 || claimed[0].ID != "r0" || claimed[1].ID != "r1" || claimed[0].Attempts != 1 || claimed[0].Email != "a@example.com" {
+				t.Fatalf("first claim: %+v %v", claimed, err)
+			}
+			if again, _ := q.ClaimResets(ctx, now, now.Add(2*time.Minute), 10); len(again) != 1 || again[0].ID != "r2" {
+				t.Fatalf("leased requests must not be claimed again: %+v", again)
+			}
+			later := now.Add(3 * time.Minute)
+			retried, _ := q.ClaimResets(ctx, later, later.Add(2*time.Minute), 10)
+			if len(retried) != 3 || retried[0].ID != "r0" || retried[0].Attempts != 2 {
+				t.Fatalf("after the lease: %+v", retried)
+			}
+			for _, r := range retried {
+				if err := q.DeleteReset(ctx, r.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if left, _ := q.ClaimResets(ctx, later.Add(time.Hour), later.Add(2*time.Hour), 10); len(left) != 0 {
+				t.Fatalf("deleted requests came back: %+v", left)
+			}
+
+			// Workers claiming concurrently never share a request.
+			for i := range 6 {
+				_ = q.EnqueueReset(ctx, app.ResetRequest{ID: fmt.Sprintf("c%d", i), Email: "b@example.com", RequestedAt: base})
+			}
+			var mu sync.Mutex
+			seen := map[string]int{}
+			var wg sync.WaitGroup
+			for range 6 {
+				wg.Go(func() {
+					rs, err := q.ClaimResets(ctx, now, now.Add(time.Minute), 1)
+					if err != nil {
+						t.Error(err)
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					for _, r := range rs {
+						seen[r.ID]++
+					}
+				})
+			}
+			wg.Wait()
+			for id, n := range seen {
+				if n != 1 {
+					t.Fatalf("request %s claimed %d times", id, n)
+				}
+			}
+			if len(seen) == 0 {
+				t.Fatal("no worker claimed anything")
 			}
 		})
 	}

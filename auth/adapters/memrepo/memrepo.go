@@ -22,7 +22,13 @@ type Store struct {
 	byEmail  map[string]string
 	sessions map[string]app.RefreshSession // by token hash
 	resets   map[string]*reset             // by token hash
+	requests map[string]*resetRequest
 	events   []eventbus.Envelope
+}
+
+type resetRequest struct {
+	app.ResetRequest
+	notBefore time.Time
 }
 
 type reset struct {
@@ -34,7 +40,7 @@ type reset struct {
 func New() *Store {
 	return &Store{
 		byID: map[string]user.User{}, byEmail: map[string]string{},
-		sessions: map[string]app.RefreshSession{}, resets: map[string]*reset{},
+		sessions: map[string]app.RefreshSession{}, resets: map[string]*reset{}, requests: map[string]*resetRequest{},
 	}
 }
 
@@ -194,6 +200,42 @@ func (s *Store) Redeem(_ context.Context, hash, newPasswordHash string, at time.
 	}
 	r.used = true
 	return r.UserID, nil
+}
+
+// EnqueueReset stores a forgot-password request.
+func (s *Store) EnqueueReset(_ context.Context, r app.ResetRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests[r.ID] = &resetRequest{ResetRequest: r, notBefore: r.RequestedAt}
+	return nil
+}
+
+// ClaimResets leases due requests, oldest first.
+func (s *Store) ClaimResets(_ context.Context, now, leaseUntil time.Time, limit int) ([]app.ResetRequest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var due []*resetRequest
+	for _, r := range s.requests {
+		if !r.notBefore.After(now) {
+			due = append(due, r)
+		}
+	}
+	slices.SortFunc(due, func(a, b *resetRequest) int { return a.RequestedAt.Compare(b.RequestedAt) })
+	out := make([]app.ResetRequest, 0, min(limit, len(due)))
+	for _, r := range due[:min(limit, len(due))] {
+		r.notBefore = leaseUntil
+		r.Attempts++
+		out = append(out, r.ResetRequest)
+	}
+	return out, nil
+}
+
+// DeleteReset removes a request.
+func (s *Store) DeleteReset(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.requests, id)
+	return nil
 }
 
 // Events returns the events added so far.

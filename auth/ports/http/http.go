@@ -266,10 +266,6 @@ func MapError(err error) *problem.Problem {
 		return problem.Unauthorized("the refresh token is invalid, expired or revoked")
 	case errors.Is(err, user.ErrInvalidResetToken):
 		return problem.BadRequest("the reset token is invalid, used or expired")
-	case errors.Is(err, app.ErrBusy):
-		p := problem.Unavailable("too many password reset requests are pending; retry shortly")
-		p.RetryAfter = 5
-		return p
 	}
 	var te *user.ThrottledError
 	if errors.As(err, &te) {
