@@ -320,7 +320,7 @@ func (r *Repo) ClaimResets(ctx context.Context, now, leaseUntil time.Time, limit
 		}
 		_, err := tx.NewUpdate().Model((*resetRequestRow)(nil)).
 			Set("not_before = ?", leaseUntil.UTC()).Set("attempts = attempts + 1").
-			Where("id IN (?)", bun.In(ids)).Exec(ctx)
+			Where("id IN (?)", bun.List(ids)).Exec(ctx)
 		return err
 	})
 	if err != nil {
