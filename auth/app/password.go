@@ -105,6 +105,7 @@ type ForgotPasswordHandler struct {
 	wake     chan struct{}
 	stopOnce *sync.Once
 	stop     chan struct{}
+	done     chan struct{}
 }
 
 // NewForgotPasswordHandler wires the use case and its worker.
@@ -114,6 +115,7 @@ func NewForgotPasswordHandler(users Users, requests ResetRequests, resets ResetT
 	return &ForgotPasswordHandler{
 		users: users, requests: requests, resets: resets, mailer: mailer, throttle: throttle, now: now, newID: newID,
 		url: url, log: log, wake: make(chan struct{}, 1), stopOnce: &sync.Once{}, stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
 }
 
@@ -143,6 +145,7 @@ func (h *ForgotPasswordHandler) Handle(ctx context.Context, cmd ForgotPassword) 
 // Run mails stored requests until Shutdown or ctx ends; it also picks up requests
 // left by a crashed process once their lease runs out.
 func (h *ForgotPasswordHandler) Run(ctx context.Context) error {
+	defer close(h.done)
 	tick := time.NewTicker(resetPoll)
 	defer tick.Stop()
 	for {
@@ -158,15 +161,26 @@ func (h *ForgotPasswordHandler) Run(ctx context.Context) error {
 	}
 }
 
-// Shutdown stops the worker after the batch in hand; unmailed requests stay stored.
-func (h *ForgotPasswordHandler) Shutdown(context.Context) error {
+// Shutdown stops the worker once the batch in hand is mailed; requests not yet
+// claimed stay stored for the next start.
+func (h *ForgotPasswordHandler) Shutdown(ctx context.Context) error {
 	h.stopOnce.Do(func() { close(h.stop) })
-	return nil
+	select {
+	case <-h.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-// drain processes due requests in batches until none is left.
+// drain processes due requests in batches until none is left or a stop is asked.
 func (h *ForgotPasswordHandler) drain(ctx context.Context) {
 	for ctx.Err() == nil {
+		select {
+		case <-h.stop:
+			return
+		default:
+		}
 		now := h.now()
 		batch, err := h.requests.ClaimResets(ctx, now, now.Add(resetLease), 16)
 		if err != nil {
