@@ -22,8 +22,8 @@ import (
 	"github.com/bugtracker/bugtracker/platform/authn"
 	"github.com/bugtracker/bugtracker/platform/database"
 	"github.com/bugtracker/bugtracker/platform/httpserver"
-	"github.com/bugtracker/bugtracker/platform/redisx"
 	"github.com/bugtracker/bugtracker/platform/runner"
+	"github.com/bugtracker/bugtracker/platform/wiring"
 )
 
 // Service is the assembled auth process.
@@ -44,7 +44,8 @@ func (s *Service) Components() map[string]runner.Component {
 
 // appSet builds the use cases and inbound ports from the ports; both injectors share it.
 var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
-	provideClock, provideIDs, provideHasher, provideAccessTokens, provideRefreshTTL, provideResetURL, provideVerifier,
+	provideClock, provideIDs, provideHasher, provideAccessTokens, provideRefreshTTL, provideResetURL,
+	wire.FieldsOf(new(Config), "Common"), wiring.ProvideVerifier,
 	app.NewRegisterHandler, app.NewLoginHandler, app.NewRefreshHandler, app.NewLogoutHandler,
 	app.NewGetUserHandler, app.NewListUsersHandler,
 	app.NewChangePasswordHandler, app.NewForgotPasswordHandler, app.NewResetPasswordHandler,
@@ -55,8 +56,8 @@ var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in
 // infraSet is the production adapters: SQL through bun, events through the outbox to
 // Redis Streams, revocations and throttling in Redis, mail over SMTP or to files.
 var infraSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
-	provideDB, provideRedis, providePublisher, provideRelay, provideRepo, provideChecks,
-	provideRevocations, provideThrottle, provideMailer,
+	provideDB, wiring.ProvideRedis, wiring.ProvideRevocations, providePublisher, provideRelay, provideRepo,
+	provideChecks, provideThrottle, provideMailer,
 	wire.Bind(new(app.Users), new(*bunrepo.Repo)),
 	wire.Bind(new(app.Sessions), new(*bunrepo.Repo)),
 	wire.Bind(new(app.ResetTokens), new(*bunrepo.Repo)),
@@ -85,10 +86,6 @@ func provideRefreshTTL(cfg Config) app.RefreshTTL { return app.RefreshTTL(cfg.Re
 
 func provideResetURL(cfg Config) app.ResetURL { return app.ResetURL(cfg.ResetURL) }
 
-func keys(cfg Config) authn.Keys {
-	return authn.Keys{Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
-}
-
 // accessTokens adapts the platform signer to the use cases' port.
 type accessTokens struct{ signer *authn.Signer }
 
@@ -100,19 +97,11 @@ func (a accessTokens) Issue(userID, sessionID string, now time.Time) (string, ap
 func (a accessTokens) TTL() time.Duration { return a.signer.TTL() }
 
 func provideAccessTokens(cfg Config) (app.AccessTokens, error) {
-	s, err := authn.NewSigner(keys(cfg), cfg.AccessTokenTTL)
+	s, err := authn.NewSigner(cfg.JWTKeys(), cfg.AccessTokenTTL)
 	if err != nil {
 		return nil, err
 	}
 	return accessTokens{s}, nil
-}
-
-func provideVerifier(cfg Config, revoked authn.RevocationChecker) (*authn.Verifier, error) {
-	return authn.NewVerifier(keys(cfg), revoked)
-}
-
-func provideRevocations(client redis.UniversalClient, cfg Config) *authn.RedisRevocations {
-	return authn.NewRedisRevocations(client, cfg.RedisPrefix)
 }
 
 func provideThrottle(client redis.UniversalClient, cfg Config) *throttle.Redis {
@@ -137,14 +126,6 @@ func provideDB(ctx context.Context, cfg Config) (*bun.DB, func(), error) {
 		return nil, nil, err
 	}
 	return db, func() { _ = db.Close() }, nil
-}
-
-func provideRedis(ctx context.Context, cfg Config) (redis.UniversalClient, func(), error) {
-	c, err := redisx.Open(ctx, cfg.RedisURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, func() { _ = c.Close() }, nil
 }
 
 func providePublisher(client redis.UniversalClient, cfg Config, log *slog.Logger) (*redisstream.Publisher, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/bugtracker/bugtracker/auth/app"
 	"github.com/bugtracker/bugtracker/auth/ports/http"
 	"github.com/bugtracker/bugtracker/platform/authn"
+	"github.com/bugtracker/bugtracker/platform/wiring"
 	"log/slog"
 )
 
@@ -24,7 +25,8 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 	if err != nil {
 		return nil, nil, err
 	}
-	universalClient, cleanup2, err := provideRedis(ctx, cfg)
+	common := cfg.Common
+	universalClient, cleanup2, err := wiring.ProvideRedis(ctx, common)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -60,7 +62,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 		cleanup()
 		return nil, nil, err
 	}
-	redisRevocations := provideRevocations(universalClient, cfg)
+	redisRevocations := wiring.ProvideRevocations(universalClient, common)
 	refreshHandler := app.NewRefreshHandler(repo, repo, redisRevocations, appAccessTokens, clock, idGenerator, refreshTTL)
 	logoutHandler := app.NewLogoutHandler(repo, redisRevocations, clock)
 	getUserHandler := app.NewGetUserHandler(repo)
@@ -86,7 +88,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 		ForgotPassword: forgotPasswordHandler,
 		ResetPassword:  resetPasswordHandler,
 	}
-	verifier, err := provideVerifier(cfg, redisRevocations)
+	verifier, err := wiring.ProvideVerifier(common, redisRevocations)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -141,7 +143,8 @@ func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, r
 		ForgotPassword: forgotPasswordHandler,
 		ResetPassword:  resetPasswordHandler,
 	}
-	verifier, err := provideVerifier(cfg, revocations)
+	common := cfg.Common
+	verifier, err := wiring.ProvideVerifier(common, revocations)
 	if err != nil {
 		return nil, err
 	}

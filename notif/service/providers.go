@@ -19,8 +19,8 @@ import (
 	"github.com/bugtracker/bugtracker/platform/authn"
 	"github.com/bugtracker/bugtracker/platform/httpserver"
 	"github.com/bugtracker/bugtracker/platform/mongox"
-	"github.com/bugtracker/bugtracker/platform/redisx"
 	"github.com/bugtracker/bugtracker/platform/runner"
+	"github.com/bugtracker/bugtracker/platform/wiring"
 )
 
 // Service is the assembled notif process.
@@ -40,13 +40,14 @@ var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in
 	app.NewRecordUserHandler, app.NewNotifyHandler, app.NewListNotificationsHandler,
 	app.NewMarkReadHandler, app.NewMarkAllReadHandler,
 	wire.Struct(new(app.Application), "*"),
-	notifhttp.NewHandlers, stream.NewHandler, provideVerifier, provideHTTP, provideConsumer,
+	notifhttp.NewHandlers, stream.NewHandler, provideHTTP, provideConsumer,
+	wire.FieldsOf(new(Config), "Common"), wiring.ProvideVerifier,
 	wire.Struct(new(Service), "*"),
 )
 
 // infraSet is the production adapters: MongoDB, Redis Streams, Redis revocations.
 var infraSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
-	provideMongo, provideRepo, provideRedis, provideRevocations, provideSubscriber, provideChecks,
+	provideMongo, provideRepo, wiring.ProvideRedis, wiring.ProvideRevocations, provideSubscriber, provideChecks,
 	wire.Bind(new(app.Notifications), new(*mongorepo.Repo)),
 	wire.Bind(new(app.Users), new(*mongorepo.Repo)),
 	wire.Bind(new(authn.RevocationChecker), new(*authn.RedisRevocations)),
@@ -61,10 +62,6 @@ var memorySet = wire.NewSet( //nolint:unused // used by the wireinject injectors
 )
 
 func provideIDs() app.IDGenerator { return func() string { return uuid.Must(uuid.NewV7()).String() } }
-
-func provideVerifier(cfg Config, revoked authn.RevocationChecker) (*authn.Verifier, error) {
-	return authn.NewVerifier(authn.Keys{Secret: cfg.JWTSecret, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}, revoked)
-}
 
 func provideHTTP(cfg Config, log *slog.Logger, h *notifhttp.Handlers, checks map[string]httpserver.Check) *runner.HTTP {
 	app := httpserver.New(httpserver.Config{Service: "notif", Logger: log, Checks: checks, MapError: notifhttp.MapError})
@@ -87,18 +84,6 @@ func provideMongo(ctx context.Context, cfg Config) (*mongo.Database, func(), err
 func provideRepo(ctx context.Context, db *mongo.Database) (*mongorepo.Repo, error) {
 	r := mongorepo.New(db)
 	return r, r.EnsureIndexes(ctx)
-}
-
-func provideRedis(ctx context.Context, cfg Config) (redis.UniversalClient, func(), error) {
-	c, err := redisx.Open(ctx, cfg.RedisURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, func() { _ = c.Close() }, nil
-}
-
-func provideRevocations(client redis.UniversalClient, cfg Config) *authn.RedisRevocations {
-	return authn.NewRedisRevocations(client, cfg.RedisPrefix)
 }
 
 func provideSubscriber(client redis.UniversalClient, cfg Config, log *slog.Logger) (*redisstream.Subscriber, error) {

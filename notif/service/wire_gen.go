@@ -14,6 +14,7 @@ import (
 	"github.com/bugtracker/bugtracker/notif/ports/http"
 	"github.com/bugtracker/bugtracker/notif/ports/stream"
 	"github.com/bugtracker/bugtracker/platform/authn"
+	"github.com/bugtracker/bugtracker/platform/wiring"
 	"log/slog"
 )
 
@@ -43,13 +44,14 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 		MarkRead:      markReadHandler,
 		MarkAllRead:   markAllReadHandler,
 	}
-	universalClient, cleanup2, err := provideRedis(ctx, cfg)
+	common := cfg.Common
+	universalClient, cleanup2, err := wiring.ProvideRedis(ctx, common)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	redisRevocations := provideRevocations(universalClient, cfg)
-	verifier, err := provideVerifier(cfg, redisRevocations)
+	redisRevocations := wiring.ProvideRevocations(universalClient, common)
+	verifier, err := wiring.ProvideVerifier(common, redisRevocations)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -91,7 +93,8 @@ func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, b
 		MarkRead:      markReadHandler,
 		MarkAllRead:   markAllReadHandler,
 	}
-	verifier, err := provideVerifier(cfg, revocations)
+	common := cfg.Common
+	verifier, err := wiring.ProvideVerifier(common, revocations)
 	if err != nil {
 		return nil, err
 	}

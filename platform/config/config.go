@@ -12,6 +12,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/bugtracker/bugtracker/platform/authn"
 	"github.com/bugtracker/bugtracker/platform/logging"
 )
 
@@ -115,3 +116,8 @@ func (c Common) Level() slog.Level {
 
 // Grace is how long a graceful stop may take.
 func (c Common) Grace() time.Duration { return c.ShutdownTimeout }
+
+// JWTKeys are the signing and verification settings of access tokens.
+func (c Common) JWTKeys() authn.Keys {
+	return authn.Keys{Secret: c.JWTSecret, Issuer: c.JWTIssuer, Audience: c.JWTAudience}
+}
