@@ -86,17 +86,19 @@ func Unavailable(detail string) *Problem {
 	return New(http.StatusServiceUnavailable, "unavailable", detail)
 }
 
+// statusSlugs names the problem types of the bare statuses FromStatus keeps.
+var statusSlugs = map[int]string{
+	http.StatusNotFound:              "not-found",
+	http.StatusMethodNotAllowed:      "method-not-allowed",
+	http.StatusRequestEntityTooLarge: "body-too-large",
+	http.StatusUnsupportedMediaType:  "unsupported-media-type",
+	http.StatusRequestTimeout:        "timeout",
+}
+
 // FromStatus builds a generic problem for a bare HTTP status, for errors that carry
 // nothing but a status code (unknown route, body too large, wrong method).
 func FromStatus(status int, detail string) *Problem {
-	slugs := map[int]string{
-		http.StatusNotFound:              "not-found",
-		http.StatusMethodNotAllowed:      "method-not-allowed",
-		http.StatusRequestEntityTooLarge: "body-too-large",
-		http.StatusUnsupportedMediaType:  "unsupported-media-type",
-		http.StatusRequestTimeout:        "timeout",
-	}
-	slug, ok := slugs[status]
+	slug, ok := statusSlugs[status]
 	if !ok {
 		if status >= 500 {
 			return Internal()

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bugtracker/bugtracker/notif/app"
 	"github.com/bugtracker/bugtracker/notif/domain/notification"
@@ -111,30 +112,52 @@ func (r *Repo) AddForEvent(ctx context.Context, eventID string, ns []notificatio
 	return nil
 }
 
-// List serves a page newest first and the counts for its meta.
+// List serves a page newest first and the counts for its meta; the page and the two
+// counts are independent queries, so they run concurrently.
 func (r *Repo) List(ctx context.Context, f app.Filter, skip, limit int) ([]notification.Notification, int, int, error) {
 	filter := bson.D{{Key: "userId", Value: f.UserID}}
 	if f.Unread != nil {
 		filter = append(filter, bson.E{Key: "read", Value: !*f.Unread})
 	}
-	opts := options.Find().
-		SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).
-		SetSkip(int64(skip)).SetLimit(int64(limit))
-	cur, err := r.notifs.Find(ctx, filter, opts)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("mongo: find notifications: %w", err)
+	var (
+		docs          []notifDoc
+		total, unread int64
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		opts := options.Find().
+			SetSort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}).
+			SetSkip(int64(skip)).SetLimit(int64(limit))
+		cur, err := r.notifs.Find(gctx, filter, opts)
+		if err != nil {
+			return fmt.Errorf("mongo: find notifications: %w", err)
+		}
+		if err := cur.All(gctx, &docs); err != nil {
+			return fmt.Errorf("mongo: read notifications: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() (err error) {
+		if total, err = r.notifs.CountDocuments(gctx, filter); err != nil {
+			return fmt.Errorf("mongo: count notifications: %w", err)
+		}
+		return nil
+	})
+	onlyUnread := f.Unread != nil && *f.Unread
+	if !onlyUnread {
+		g.Go(func() (err error) {
+			unreadFilter := bson.D{{Key: "userId", Value: f.UserID}, {Key: "read", Value: false}}
+			if unread, err = r.notifs.CountDocuments(gctx, unreadFilter); err != nil {
+				return fmt.Errorf("mongo: count unread: %w", err)
+			}
+			return nil
+		})
 	}
-	var docs []notifDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, 0, 0, fmt.Errorf("mongo: read notifications: %w", err)
+	if err := g.Wait(); err != nil {
+		return nil, 0, 0, err
 	}
-	total, err := r.notifs.CountDocuments(ctx, filter)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("mongo: count notifications: %w", err)
-	}
-	unread, err := r.notifs.CountDocuments(ctx, bson.D{{Key: "userId", Value: f.UserID}, {Key: "read", Value: false}})
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("mongo: count unread: %w", err)
+	if onlyUnread {
+		unread = total
 	}
 	items := make([]notification.Notification, 0, len(docs))
 	for _, d := range docs {
