@@ -110,13 +110,19 @@ func ClientIP(c *fiber.Ctx) string {
 // requestID echoes a sane client-sent X-Request-Id or makes one, and puts it in the
 // request context so every log line of the request carries it.
 func requestID(c *fiber.Ctx) error {
+	id := setRequestID(c)
+	c.SetUserContext(logging.WithRequestID(c.UserContext(), id))
+	return c.Next()
+}
+
+// setRequestID puts the client's id, when it is safe, or a new one on the response.
+func setRequestID(c *fiber.Ctx) string {
 	id := c.Get(RequestIDHeader)
 	if !validRequestID(id) {
 		id = uuid.NewString()
 	}
 	c.Set(RequestIDHeader, id)
-	c.SetUserContext(logging.WithRequestID(c.UserContext(), id))
-	return c.Next()
+	return id
 }
 
 // validRequestID accepts short printable ids only, so a client cannot inject log lines.
@@ -161,11 +167,7 @@ func errorHandler(cfg Config) fiber.ErrorHandler {
 		}
 		if c.GetRespHeader(RequestIDHeader) == "" {
 			// Errors raised before the middleware ran (413 from the server) still get one.
-			id := c.Get(RequestIDHeader)
-			if !validRequestID(id) {
-				id = uuid.NewString()
-			}
-			c.Set(RequestIDHeader, id)
+			setRequestID(c)
 		}
 		if p.RetryAfter > 0 {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(p.RetryAfter))
