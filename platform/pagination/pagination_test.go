@@ -97,3 +97,17 @@ func TestCursorRoundTripAndTamper(t *testing.T) {
 		t.Fatal("short secret accepted")
 	}
 }
+
+func TestParseLimitForCursorLists(t *testing.T) {
+	if n, err := ParseLimit(query{}); err != nil || n != DefaultLimit {
+		t.Fatalf("default: %d %v", n, err)
+	}
+	if n, err := ParseLimit(query{"limit": "100"}); err != nil || n != 100 {
+		t.Fatalf("max: %d %v", n, err)
+	}
+	for _, bad := range []string{"0", "101", "ten"} {
+		if _, err := ParseLimit(query{"limit": bad}); err == nil {
+			t.Fatalf("limit=%s accepted", bad)
+		}
+	}
+}

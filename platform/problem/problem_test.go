@@ -41,3 +41,14 @@ func TestFromStatusNeverLeaksServerDetail(t *testing.T) {
 		t.Fatal("errors is only for validation failures")
 	}
 }
+
+func TestConstructorsKeepTheirStatus(t *testing.T) {
+	for want, p := range map[int]*Problem{
+		400: BadRequest("x"), 401: Unauthorized("x"), 403: Forbidden("x"), 404: NotFound("x"),
+		409: Conflict("x"), 429: TooManyRequests("x", 3), 500: Internal(), 503: Unavailable("x"),
+	} {
+		if p.Status != want || p.Title != http.StatusText(want) || p.Type == "" {
+			t.Fatalf("%d: %+v", want, p)
+		}
+	}
+}
