@@ -55,7 +55,7 @@ func (h RegisterHandler) Handle(ctx context.Context, cmd Register) (user.User, e
 
 func registrationEvents(u user.User) ([]eventbus.Envelope, error) {
 	registered, err := contracts.New(contracts.UserRegistered{
-		UserID: u.ID(), Name: u.Name(), Email: u.Email(), RegisteredAt: u.CreatedAt(),
+		UserID: u.ID(), Name: u.Name(), Email: u.Email(), RegisteredAt: u.CreatedAt(), AggregateVersion: 1,
 	}, u.ID(), u.CreatedAt())
 	if err != nil {
 		return nil, fmt.Errorf("register: %w", err)
