@@ -14,6 +14,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ type Bus struct {
 	mu      sync.Mutex
 	streams map[string]*stream
 	markers map[string]bool
+	epochs  int
 	// wake is closed and replaced whenever entries are added or streams
 	// vanish, to wake blocked readers.
 	wake chan struct{}
@@ -128,6 +130,40 @@ func (b *Bus) Lost(_ context.Context, family, lastID string) (bool, error) {
 	_, found := s.find(id)
 	return !found, nil
 }
+
+// StreamEpochs implements outbox.EpochStore like the Redis publisher: the
+// epochs are groups named redisstream.EpochGroupPrefix + token, which
+// vanish with DeleteStream and Flush.
+func (b *Bus) StreamEpochs(_ context.Context, family string) ([]string, string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.streams[eventbus.StreamKey("", family)]
+	if !ok {
+		return nil, "", nil
+	}
+	var out []string
+	for name := range s.groups {
+		if strings.HasPrefix(name, epochPrefix) {
+			out = append(out, name)
+		}
+	}
+	return out, s.last.String(), nil
+}
+
+// NewStreamEpoch implements outbox.EpochStore.
+func (b *Bus) NewStreamEpoch(_ context.Context, family string) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.stream(eventbus.StreamKey("", family))
+	b.epochs++
+	name := fmt.Sprintf("%s%d", epochPrefix, b.epochs)
+	s.groups[name] = &group{next: len(s.entries), pending: map[string]*pending{}}
+	return name, nil
+}
+
+// epochPrefix equals redisstream.EpochGroupPrefix, which this package
+// cannot import.
+const epochPrefix = "outbox-epoch:"
 
 // MarkAlive sets the producer's marker if absent and reports whether it
 // created it, like the Redis publisher; Flush removes the markers.

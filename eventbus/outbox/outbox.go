@@ -3,17 +3,30 @@
 //
 // A service stores its events with Add inside the transaction that changes
 // its state, so either both commit or neither does. A Relay then publishes
-// the committed rows in seq order and marks them published with their
-// stream entry ids. A crash between publishing and marking republishes the
-// batch: delivery is at least once, and consumers deduplicate by event id
-// (package inbox).
+// the committed rows and marks them published with their stream entry ids.
+// A crash between publishing and marking republishes the rows: delivery is
+// at least once, and consumers deduplicate by event id (package inbox).
+// Order is not promised, not even within a family: relay replicas publish
+// concurrently and a republished row comes after newer ones. Consumers
+// order by aggregateVersion instead (package versioned).
 //
-// Redis runs without persistence, so published events can vanish. When the
-// publisher implements StreamInspector, the relay checks every
-// CheckInterval whether the last entry it published to each stream is
-// still there, and whether its marker key survived; on loss it marks the
-// affected rows still within Retention unpublished, so they go out again
-// in their original order.
+// The relay never holds a database lock while it talks to Redis: it leases
+// a batch in one short statement (SKIP LOCKED where the database has it),
+// publishes without a transaction, and marks the rows in a second short
+// statement (TestRelayHoldsNoLockDuringPublish).
+//
+// A row that cannot be published (its envelope does not decode, or its type
+// is unknown to this binary, e.g. after a rollback) is quarantined: marked,
+// logged, counted in eventbus_outbox_quarantined_total, listed and
+// re-queued by the eventctl command, and the relay goes on with the next
+// rows (TestRelayQuarantinesUnpublishableRows).
+//
+// Redis runs without persistence, so published entries can vanish. How the
+// relay notices is described in the eventbus package documentation ("Loss
+// detection"): every published row records the stream epoch it was
+// published under, and a row whose epoch is no longer on its stream is
+// published again while it is within Retention, counted from the event's
+// creation, never from a republication (TestRetentionCountsFromCreation).
 package outbox
 
 import (
@@ -36,14 +49,34 @@ import (
 type row struct {
 	bun.BaseModel `bun:"table:outbox"`
 
-	Seq         int64     `bun:"seq,pk,autoincrement"`
-	EventID     string    `bun:"event_id"`
-	Type        string    `bun:"type"`
-	Stream      string    `bun:"stream"`
-	Envelope    string    `bun:"envelope"`
-	CreatedAt   time.Time `bun:"created_at"`
-	PublishedAt time.Time `bun:"published_at,nullzero"`
-	StreamID    string    `bun:"stream_id,nullzero"`
+	Seq              int64     `bun:"seq,pk,autoincrement"`
+	EventID          string    `bun:"event_id"`
+	Type             string    `bun:"type"`
+	Stream           string    `bun:"stream"`
+	Envelope         string    `bun:"envelope"`
+	CreatedAt        time.Time `bun:"created_at"`
+	PublishedAt      time.Time `bun:"published_at,nullzero"`
+	StreamID         string    `bun:"stream_id,nullzero"`
+	Epoch            string    `bun:"epoch,nullzero"`
+	LeaseUntil       time.Time `bun:"lease_until,nullzero"`
+	LeaseOwner       string    `bun:"lease_owner,nullzero"`
+	QuarantinedAt    time.Time `bun:"quarantined_at,nullzero"`
+	QuarantineReason string    `bun:"quarantine_reason,nullzero"`
+}
+
+// column is one column added after the first release of the table, with
+// its type per dialect; CreateTable adds it to tables created before.
+type column struct {
+	name  string
+	types map[dialect.Name]string
+}
+
+var addedColumns = []column{
+	{"epoch", map[dialect.Name]string{dialect.PG: "VARCHAR(100) NULL", dialect.MySQL: "VARCHAR(100) NULL", dialect.SQLite: "TEXT NULL"}},
+	{"lease_until", map[dialect.Name]string{dialect.PG: "TIMESTAMPTZ NULL", dialect.MySQL: "DATETIME(6) NULL", dialect.SQLite: "TIMESTAMP NULL"}},
+	{"lease_owner", map[dialect.Name]string{dialect.PG: "VARCHAR(100) NULL", dialect.MySQL: "VARCHAR(100) NULL", dialect.SQLite: "TEXT NULL"}},
+	{"quarantined_at", map[dialect.Name]string{dialect.PG: "TIMESTAMPTZ NULL", dialect.MySQL: "DATETIME(6) NULL", dialect.SQLite: "TIMESTAMP NULL"}},
+	{"quarantine_reason", map[dialect.Name]string{dialect.PG: "TEXT NULL", dialect.MySQL: "TEXT NULL", dialect.SQLite: "TEXT NULL"}},
 }
 
 var ddl = sqlddl.Statements{
@@ -56,7 +89,12 @@ var ddl = sqlddl.Statements{
 			envelope TEXT NOT NULL,
 			created_at TIMESTAMPTZ NOT NULL,
 			published_at TIMESTAMPTZ NULL,
-			stream_id VARCHAR(64) NULL)`,
+			stream_id VARCHAR(64) NULL,
+			epoch VARCHAR(100) NULL,
+			lease_until TIMESTAMPTZ NULL,
+			lease_owner VARCHAR(100) NULL,
+			quarantined_at TIMESTAMPTZ NULL,
+			quarantine_reason TEXT NULL)`,
 		`CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON outbox (published_at, seq)`,
 		`CREATE INDEX IF NOT EXISTS outbox_stream_idx ON outbox (stream, seq)`,
 	},
@@ -69,7 +107,12 @@ var ddl = sqlddl.Statements{
 			envelope MEDIUMTEXT NOT NULL,
 			created_at DATETIME(6) NOT NULL,
 			published_at DATETIME(6) NULL,
-			stream_id VARCHAR(64) NULL)`,
+			stream_id VARCHAR(64) NULL,
+			epoch VARCHAR(100) NULL,
+			lease_until DATETIME(6) NULL,
+			lease_owner VARCHAR(100) NULL,
+			quarantined_at DATETIME(6) NULL,
+			quarantine_reason TEXT NULL)`,
 		`CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON outbox (published_at, seq)`,
 		`CREATE INDEX IF NOT EXISTS outbox_stream_idx ON outbox (stream, seq)`,
 	},
@@ -82,17 +125,43 @@ var ddl = sqlddl.Statements{
 			envelope TEXT NOT NULL,
 			created_at TIMESTAMP NOT NULL,
 			published_at TIMESTAMP NULL,
-			stream_id TEXT NULL)`,
+			stream_id TEXT NULL,
+			epoch TEXT NULL,
+			lease_until TIMESTAMP NULL,
+			lease_owner TEXT NULL,
+			quarantined_at TIMESTAMP NULL,
+			quarantine_reason TEXT NULL)`,
 		`CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON outbox (published_at, seq)`,
 		`CREATE INDEX IF NOT EXISTS outbox_stream_idx ON outbox (stream, seq)`,
 	},
 }
 
 // CreateTable creates the outbox table and its indexes if they do not
-// exist. Services call it from their own migrations.
+// exist, and adds the columns later releases need to a table created by an
+// earlier one. Services call it from their own migrations; the relay calls
+// it again when it starts, because a migration that already ran would never
+// add the new columns.
 func CreateTable(ctx context.Context, db bun.IDB) error {
 	if err := sqlddl.Exec(ctx, db, ddl); err != nil {
 		return fmt.Errorf("outbox: create table: %w", err)
+	}
+	return upgrade(ctx, db)
+}
+
+// upgrade adds the missing columns of addedColumns. A probe select tells
+// whether a column exists on every dialect; when two replicas add one at
+// the same time the loser's ALTER fails and the second probe succeeds.
+func upgrade(ctx context.Context, db bun.IDB) error {
+	name := db.Dialect().Name()
+	for _, c := range addedColumns {
+		probe := "SELECT " + c.name + " FROM outbox WHERE 1 = 0"
+		if _, err := db.ExecContext(ctx, probe); err == nil {
+			continue
+		}
+		_, alterErr := db.ExecContext(ctx, "ALTER TABLE outbox ADD COLUMN "+c.name+" "+c.types[name])
+		if _, err := db.ExecContext(ctx, probe); err != nil {
+			return fmt.Errorf("outbox: add column %s: %w", c.name, errors.Join(alterErr, err))
+		}
 	}
 	return nil
 }

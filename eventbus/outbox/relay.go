@@ -3,10 +3,17 @@ package outbox
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,40 +23,83 @@ import (
 
 	"github.com/bugtracker/bugtracker/eventbus"
 	"github.com/bugtracker/bugtracker/eventbus/contracts"
+	"github.com/bugtracker/bugtracker/eventbus/internal/streamid"
 )
 
-// StreamInspector is implemented by publishers that can tell whether
-// published entries were lost (redisstream.Publisher, memory.Bus). The
-// relay uses it to republish after Redis, which runs without persistence,
-// lost data.
+// MaxRetention is the longest Retention a relay accepts. The inbox keeps
+// its records at least inbox.MinRetention, which is longer by a margin for
+// redelivery delays, so an event can never be republished after the
+// consumers forgot they applied it (TestInboxOutlivesOutboxRetention).
+const MaxRetention = 72 * time.Hour
+
+// StreamInspector is the loss check of earlier releases, kept so that code
+// implementing or calling it still compiles. The relay no longer uses it:
+// it could be fooled by new entries and by replicas (see EpochStore).
 type StreamInspector interface {
 	// Lost reports whether the entry lastID published to the stream of
-	// family is gone for a reason other than normal trimming: the stream
-	// does not exist, was recreated, or lacks the entry.
+	// family is gone.
 	Lost(ctx context.Context, family, lastID string) (bool, error)
 	// MarkAlive sets the producer's marker if it is absent and reports
-	// whether it had to. A marker that disappears while the relay runs
-	// means the whole store was flushed or restarted.
+	// whether it had to.
 	MarkAlive(ctx context.Context, producer string) (created bool, err error)
+}
+
+// EpochStore is implemented by publishers whose store can lose entries
+// (redisstream.Publisher, memory.Bus). An epoch is a marker that lives
+// inside a stream (a consumer group nobody reads) and therefore dies with
+// it, whether the stream is deleted, the store flushed or restarted empty;
+// new entries never bring it back. See the eventbus package documentation.
+type EpochStore interface {
+	// StreamEpochs returns the epoch markers on the stream of family and
+	// the stream's last generated entry id; no epochs and an empty id
+	// when the stream does not exist.
+	StreamEpochs(ctx context.Context, family string) (epochs []string, lastID string, err error)
+	// NewStreamEpoch adds a fresh epoch marker to the stream of family,
+	// creating the stream if needed, and returns it.
+	NewStreamEpoch(ctx context.Context, family string) (string, error)
+}
+
+// Trimmer is implemented by publishers that trim their streams themselves,
+// by MINID below the oldest entry some consumer group has not
+// acknowledged; the relay calls it every CheckInterval.
+type Trimmer interface {
+	// Trim removes the entries of family's stream that every consumer
+	// group acknowledged and that are older than minAge.
+	Trim(ctx context.Context, family string, minAge time.Duration) error
 }
 
 // RelayConfig configures a Relay. Zero fields get the defaults named in
 // their comments.
 type RelayConfig struct {
 	// Producer names the service whose outbox this is (e.g. "auth"); it
-	// labels logs and metrics and names the marker key.
+	// labels logs and metrics.
 	Producer string
 	// BatchSize is how many rows one Publish call carries; defaults to 100.
 	BatchSize int
 	// PollInterval is how often the table is polled when Notify is not
 	// called; defaults to 200ms.
 	PollInterval time.Duration
-	// Retention is how long published rows are kept for republishing after
-	// a loss; defaults to 72h. Inbox retention must be longer.
+	// Retention is how long after its creation an event is kept for
+	// republishing after a loss; defaults to and may not exceed
+	// MaxRetention.
 	Retention time.Duration
-	// CheckInterval is how often loss is checked for and old rows pruned;
-	// defaults to 5s.
+	// CheckInterval is how often loss is checked for, streams trimmed and
+	// old rows pruned; defaults to 5s.
 	CheckInterval time.Duration
+	// LeaseTTL is how long a batch stays leased to the relay publishing
+	// it; a relay that dies mid-publish leaves it to the others after
+	// that. Defaults to 30s.
+	LeaseTTL time.Duration
+	// PublishTimeout bounds one Publish call, so a hung Redis cannot
+	// outlast the lease; defaults to LeaseTTL/3.
+	PublishTimeout time.Duration
+	// RetryMin and RetryMax bound the exponential backoff (with full
+	// jitter) after a failed publish; default 100ms and 10s.
+	RetryMin, RetryMax time.Duration
+	// TrimMinAge keeps stream entries at least this long even when every
+	// group acknowledged them, so a new consumer group can still read the
+	// recent history; defaults to 90 days (the API's retention age).
+	TrimMinAge time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -57,8 +107,13 @@ type RelayConfig struct {
 func (c *RelayConfig) setDefaults() {
 	c.BatchSize = cmp.Or(c.BatchSize, 100)
 	c.PollInterval = cmp.Or(c.PollInterval, 200*time.Millisecond)
-	c.Retention = cmp.Or(c.Retention, 72*time.Hour)
+	c.Retention = cmp.Or(c.Retention, MaxRetention)
 	c.CheckInterval = cmp.Or(c.CheckInterval, 5*time.Second)
+	c.LeaseTTL = cmp.Or(c.LeaseTTL, 30*time.Second)
+	c.PublishTimeout = cmp.Or(c.PublishTimeout, c.LeaseTTL/3)
+	c.RetryMin = cmp.Or(c.RetryMin, 100*time.Millisecond)
+	c.RetryMax = cmp.Or(c.RetryMax, 10*time.Second)
+	c.TrimMinAge = cmp.Or(c.TrimMinAge, 90*24*time.Hour)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 }
 
@@ -67,8 +122,15 @@ func (c RelayConfig) Validate() error {
 	if c.Producer == "" {
 		return errors.New("outbox: Producer is required")
 	}
-	if c.BatchSize < 1 || c.PollInterval <= 0 || c.Retention <= 0 || c.CheckInterval <= 0 {
-		return errors.New("outbox: BatchSize, PollInterval, Retention and CheckInterval must be positive")
+	if c.BatchSize < 1 || c.PollInterval <= 0 || c.Retention <= 0 || c.CheckInterval <= 0 ||
+		c.LeaseTTL <= 0 || c.PublishTimeout <= 0 || c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.TrimMinAge <= 0 {
+		return errors.New("outbox: BatchSize, PollInterval, Retention, CheckInterval, LeaseTTL, PublishTimeout, RetryMin, RetryMax and TrimMinAge must be positive")
+	}
+	if c.Retention > MaxRetention {
+		return fmt.Errorf("outbox: Retention %s exceeds %s, beyond which the inbox may forget applied events", c.Retention, MaxRetention)
+	}
+	if c.PublishTimeout >= c.LeaseTTL {
+		return errors.New("outbox: PublishTimeout must be shorter than LeaseTTL")
 	}
 	return nil
 }
@@ -80,24 +142,43 @@ var (
 	}, []string{"producer"})
 	metricLoss = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "eventbus_outbox_loss_detected_total",
-		Help: "Times the relay found a stream (or, with stream \"*\", the whole store) lost and republished it.",
+		Help: "Times the relay found rows whose stream lost them and queued them for republishing.",
 	}, []string{"producer", "stream"})
+	metricQuarantined = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventbus_outbox_quarantined_total",
+		Help: "Outbox rows the relay could not publish and set aside (see eventctl outbox list).",
+	}, []string{"producer"})
+	metricPublishErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventbus_outbox_publish_errors_total",
+		Help: "Failed relay rounds (database or Redis errors); they are retried with backoff.",
+	}, []string{"producer"})
 )
 
-// Relay publishes committed outbox rows in order.
+// Relay publishes committed outbox rows. Run it in every replica of a
+// service: replicas lease disjoint batches.
 type Relay struct {
 	db     *bun.DB
 	pub    eventbus.Publisher
-	insp   StreamInspector
+	epochs EpochStore
+	trim   Trimmer
 	cfg    RelayConfig
 	log    *slog.Logger
-	lock   bool
+	mysql  bool
+	id     string
+	leases atomic.Int64
 	wake   chan struct{}
-	marked bool
+
+	// current holds, per family, an epoch seen on the stream before the
+	// rows being published were appended; only Run's goroutine uses it.
+	current map[string]string
+	// detect is switched off only by the mutation test, which proves that
+	// the loss tests fail without detection.
+	detect bool
 }
 
 // NewRelay returns a relay publishing db's outbox through pub. If pub
-// implements StreamInspector, lost streams are republished.
+// implements EpochStore, lost entries are republished; if it implements
+// Trimmer, streams are trimmed.
 func NewRelay(db *bun.DB, pub eventbus.Publisher, cfg RelayConfig) (*Relay, error) {
 	if db == nil || pub == nil {
 		return nil, errors.New("outbox: nil db or publisher")
@@ -106,16 +187,22 @@ func NewRelay(db *bun.DB, pub eventbus.Publisher, cfg RelayConfig) (*Relay, erro
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	insp, _ := pub.(StreamInspector)
-	name := db.Dialect().Name()
+	epochs, _ := pub.(EpochStore)
+	trim, _ := pub.(Trimmer)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
 	return &Relay{
-		db:   db,
-		pub:  pub,
-		insp: insp,
-		cfg:  cfg,
-		log:  cfg.Logger.With("producer", cfg.Producer),
-		lock: name == dialect.PG || name == dialect.MySQL,
-		wake: make(chan struct{}, 1),
+		db:      db,
+		pub:     pub,
+		epochs:  epochs,
+		trim:    trim,
+		cfg:     cfg,
+		log:     cfg.Logger.With("producer", cfg.Producer),
+		mysql:   db.Dialect().Name() == dialect.MySQL,
+		id:      hex.EncodeToString(b),
+		wake:    make(chan struct{}, 1),
+		current: map[string]string{},
+		detect:  true,
 	}, nil
 }
 
@@ -129,11 +216,19 @@ func (r *Relay) Notify() {
 }
 
 // Run publishes until ctx is cancelled, then returns nil. Errors are
-// logged and retried on the next poll, because the relay must outlive
-// outages of the database or Redis. Call Run once per Relay; for
-// redundancy run relays in several replicas instead.
+// logged and retried with exponential backoff and jitter, because the
+// relay must outlive outages of the database or Redis
+// (TestRelayBacksOffOnErrors). Call Run once per Relay; for redundancy run
+// relays in several replicas instead.
 func (r *Relay) Run(ctx context.Context) error {
+	for err := CreateTable(ctx, r.db); err != nil; err = CreateTable(ctx, r.db) {
+		r.log.Warn("eventbus: outbox schema check failed; will retry", "err", err)
+		if !sleep(ctx, r.cfg.RetryMax) {
+			return nil
+		}
+	}
 	nextCheck := time.Now()
+	failures := 0
 	for ctx.Err() == nil {
 		if now := time.Now(); !now.Before(nextCheck) {
 			r.maintain(ctx)
@@ -141,9 +236,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		n, err := r.publishBatch(ctx)
 		if err != nil && ctx.Err() == nil {
-			r.log.Warn("eventbus: outbox publish failed; will retry", "err", err)
+			failures++
+			metricPublishErrors.WithLabelValues(r.cfg.Producer).Inc()
+			d := Backoff(failures, r.cfg.RetryMin, r.cfg.RetryMax)
+			r.log.Warn("eventbus: outbox publish failed; will retry", "err", err, "retry_in", d)
+			sleep(ctx, d)
+			continue
 		}
-		if err == nil && n == r.cfg.BatchSize {
+		failures = 0
+		if n == r.cfg.BatchSize {
 			continue // more rows are waiting
 		}
 		t := time.NewTimer(min(r.cfg.PollInterval, time.Until(nextCheck)))
@@ -157,117 +258,363 @@ func (r *Relay) Run(ctx context.Context) error {
 	return nil
 }
 
-// publishBatch publishes the oldest unpublished rows and marks them, in one
-// transaction. On PostgreSQL and MariaDB the rows are locked with SKIP
-// LOCKED so that relay replicas do not publish the same rows; replicas may
-// then interleave batches, which reorders only across batches.
-func (r *Relay) publishBatch(ctx context.Context) (int, error) {
-	var n int
-	err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		var rows []row
-		q := tx.NewSelect().Model(&rows).Where("published_at IS NULL").Order("seq").Limit(int64(r.cfg.BatchSize))
-		if r.lock {
-			q = q.For("UPDATE SKIP LOCKED")
-		}
-		if err := q.Scan(ctx); err != nil || len(rows) == 0 {
-			return err
-		}
-		envs := make([]eventbus.Envelope, len(rows))
-		for i, o := range rows {
-			if err := json.Unmarshal([]byte(o.Envelope), &envs[i]); err != nil {
-				return fmt.Errorf("decode outbox row %d: %w", o.Seq, err)
-			}
-		}
-		ids, err := r.pub.Publish(ctx, envs...)
-		if err != nil {
-			return err
-		}
-		now := time.Now().UTC()
-		for i, o := range rows {
-			if _, err := tx.NewUpdate().Model((*row)(nil)).
-				Set("published_at = ?", now).Set("stream_id = ?", ids[i]).
-				Where("seq = ?", o.Seq).Exec(ctx); err != nil {
-				return err
-			}
-		}
-		n = len(rows)
-		return nil
-	})
-	if n > 0 {
-		metricPublished.WithLabelValues(r.cfg.Producer).Add(float64(n))
+// Backoff returns the wait before retry number attempt (1 for the first):
+// a random duration between min and min*2^(attempt-1), capped at max ("full
+// jitter"), so that replicas failing together do not retry together.
+func Backoff(attempt int, minD, maxD time.Duration) time.Duration {
+	ceil := minD
+	for i := 1; i < attempt && ceil < maxD; i++ {
+		ceil *= 2
 	}
-	return n, err
+	ceil = min(ceil, maxD)
+	if ceil <= minD {
+		return minD
+	}
+	return minD + mrand.N(ceil-minD+1)
 }
 
-// maintain detects loss and prunes old rows, logging failures.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// publishBatch leases the oldest publishable rows, publishes them outside
+// any transaction and marks them published. Rows that cannot be published
+// are quarantined instead of failing the batch.
+func (r *Relay) publishBatch(ctx context.Context) (int, error) {
+	owner := fmt.Sprintf("%s-%d", r.id, r.leases.Add(1))
+	rows, err := r.lease(ctx, owner)
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	envs := make([]eventbus.Envelope, 0, len(rows))
+	good := make([]row, 0, len(rows))
+	for _, o := range rows {
+		var env eventbus.Envelope
+		reason := ""
+		switch err := json.Unmarshal([]byte(o.Envelope), &env); {
+		case err != nil:
+			reason = "envelope does not decode: " + err.Error()
+		case contracts.Family(env.Type) == "":
+			reason = fmt.Sprintf("event type %q is unknown to this release", env.Type)
+		case contracts.Family(env.Type) != o.Stream:
+			reason = fmt.Sprintf("event type %q does not belong to family %q", env.Type, o.Stream)
+		}
+		if reason != "" {
+			if err := r.quarantine(ctx, o, reason); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		envs = append(envs, env)
+		good = append(good, o)
+	}
+	if len(good) == 0 {
+		return len(rows), nil
+	}
+	epochs := map[string]string{}
+	for _, o := range good {
+		if _, ok := epochs[o.Stream]; ok {
+			continue
+		}
+		e, err := r.epochFor(ctx, o.Stream)
+		if err != nil {
+			return 0, errors.Join(err, r.release(ctx, owner))
+		}
+		epochs[o.Stream] = e
+	}
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	ids, err := r.pub.Publish(pctx, envs...)
+	cancel()
+	if err != nil {
+		return 0, errors.Join(err, r.release(ctx, owner))
+	}
+	if err := r.markPublished(ctx, owner, good, ids, epochs); err != nil {
+		return 0, err
+	}
+	metricPublished.WithLabelValues(r.cfg.Producer).Add(float64(len(good)))
+	return len(rows), nil
+}
+
+// lease marks up to BatchSize publishable rows as leased to owner and
+// returns them. It is one statement on PostgreSQL and SQLite and one short
+// transaction on MariaDB (which cannot limit a subquery of an UPDATE);
+// SKIP LOCKED keeps concurrent relays off each other's rows and the lease
+// condition makes the claim atomic (TestLeaseIsExclusive).
+func (r *Relay) lease(ctx context.Context, owner string) ([]row, error) {
+	now := time.Now().UTC()
+	until := now.Add(r.cfg.LeaseTTL)
+	var rows []row
+	if !r.mysql {
+		sub := r.db.NewSelect().Model((*row)(nil)).Column("seq").
+			Where("published_at IS NULL").Where("quarantined_at IS NULL").
+			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+				return q.Where("lease_until IS NULL").WhereOr("lease_until < ?", now)
+			}).Order("seq").Limit(int64(r.cfg.BatchSize))
+		if r.db.Dialect().Name() == dialect.PG {
+			sub = sub.For("UPDATE SKIP LOCKED")
+		}
+		err := r.db.NewUpdate().Model(&rows).
+			Set("lease_until = ?", until).Set("lease_owner = ?", owner).
+			Where("seq IN (?)", sub).Returning("*").Scan(ctx)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("lease rows: %w", err)
+		}
+		slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(a.Seq, b.Seq) })
+		return rows, nil
+	}
+	err := r.db.RunInTx(ctx, readCommitted, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&rows).
+			Where("published_at IS NULL").Where("quarantined_at IS NULL").
+			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+				return q.Where("lease_until IS NULL").WhereOr("lease_until < ?", now)
+			}).Order("seq").Limit(int64(r.cfg.BatchSize)).For("UPDATE SKIP LOCKED").Scan(ctx); err != nil || len(rows) == 0 {
+			return err
+		}
+		seqs := make([]int64, len(rows))
+		for i, o := range rows {
+			seqs[i] = o.Seq
+		}
+		_, err := tx.NewUpdate().Model((*row)(nil)).
+			Set("lease_until = ?", until).Set("lease_owner = ?", owner).
+			Where("seq IN (?)", bun.List(seqs)).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lease rows: %w", err)
+	}
+	return rows, nil
+}
+
+// release gives a failed batch back at once rather than after LeaseTTL.
+func (r *Relay) release(ctx context.Context, owner string) error {
+	err := r.write(ctx, func(ctx context.Context, db bun.IDB) error {
+		_, err := db.NewUpdate().Model((*row)(nil)).
+			Set("lease_until = NULL").Set("lease_owner = NULL").
+			Where("lease_owner = ?", owner).Where("published_at IS NULL").Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("release lease: %w", err)
+	}
+	return nil
+}
+
+// markPublished records stream ids and epochs of a published batch in one
+// statement. Rows whose lease another relay took over meanwhile keep that
+// relay's result, which only means a duplicate the consumers skip.
+func (r *Relay) markPublished(ctx context.Context, owner string, rows []row, ids []string, epochs map[string]string) error {
+	if len(ids) != len(rows) {
+		return fmt.Errorf("publisher returned %d ids for %d events", len(ids), len(rows))
+	}
+	var b strings.Builder
+	args := make([]any, 0, 3*len(rows)+2*len(epochs)+2)
+	b.WriteString("UPDATE outbox SET published_at = ?, lease_until = NULL, lease_owner = NULL, stream_id = CASE seq")
+	args = append(args, time.Now().UTC())
+	for i, o := range rows {
+		b.WriteString(" WHEN ? THEN ?")
+		args = append(args, o.Seq, ids[i])
+	}
+	b.WriteString(" END, epoch = CASE stream")
+	for f, e := range epochs {
+		b.WriteString(" WHEN ? THEN ?")
+		args = append(args, f, e)
+	}
+	b.WriteString(" END WHERE lease_owner = ? AND seq IN (?)")
+	seqs := make([]int64, len(rows))
+	for i, o := range rows {
+		seqs[i] = o.Seq
+	}
+	args = append(args, owner, bun.List(seqs))
+	if err := r.write(ctx, func(ctx context.Context, db bun.IDB) error {
+		_, err := db.ExecContext(ctx, b.String(), args...)
+		return err
+	}); err != nil {
+		return fmt.Errorf("mark %d rows published: %w", len(rows), err)
+	}
+	return nil
+}
+
+// quarantine sets a row aside so that the rows after it are published.
+func (r *Relay) quarantine(ctx context.Context, o row, reason string) error {
+	if err := r.write(ctx, func(ctx context.Context, db bun.IDB) error {
+		_, err := db.NewUpdate().Model((*row)(nil)).
+			Set("quarantined_at = ?", time.Now().UTC()).Set("quarantine_reason = ?", reason).
+			Set("lease_until = NULL").Set("lease_owner = NULL").
+			Where("seq = ?", o.Seq).Exec(ctx)
+		return err
+	}); err != nil {
+		return fmt.Errorf("quarantine row %d: %w", o.Seq, err)
+	}
+	metricQuarantined.WithLabelValues(r.cfg.Producer).Inc()
+	r.log.Error("eventbus: outbox row cannot be published; quarantined (eventctl outbox list / requeue)",
+		"seq", o.Seq, "event_id", o.EventID, "type", o.Type, "reason", reason)
+	return nil
+}
+
+// epochFor returns an epoch of family's stream to record with rows about
+// to be published there, checking the stream first when the relay has
+// none yet.
+func (r *Relay) epochFor(ctx context.Context, family string) (string, error) {
+	if r.epochs == nil {
+		return "", nil
+	}
+	if e, ok := r.current[family]; ok {
+		return e, nil
+	}
+	if err := r.checkFamily(ctx, family); err != nil {
+		return "", err
+	}
+	return r.current[family], nil
+}
+
+// maintain detects loss, trims streams and prunes old rows, logging
+// failures. A failure for one family does not stop the others.
 func (r *Relay) maintain(ctx context.Context) {
-	if err := r.detectLoss(ctx); err != nil && ctx.Err() == nil {
-		r.log.Warn("eventbus: outbox loss check failed", "err", err)
+	if r.epochs != nil && r.detect {
+		for _, f := range contracts.Families() {
+			if err := r.checkFamily(ctx, f); err != nil && ctx.Err() == nil {
+				r.log.Warn("eventbus: outbox loss check failed", "stream", f, "err", err)
+			}
+		}
+	}
+	if r.trim != nil {
+		for _, f := range contracts.Families() {
+			if err := r.trim.Trim(ctx, f, r.cfg.TrimMinAge); err != nil && ctx.Err() == nil {
+				r.log.Warn("eventbus: trimming stream failed", "stream", f, "err", err)
+			}
+		}
 	}
 	cutoff := time.Now().UTC().Add(-r.cfg.Retention)
-	if _, err := r.db.NewDelete().Model((*row)(nil)).
-		Where("published_at IS NOT NULL").Where("published_at < ?", cutoff).Exec(ctx); err != nil && ctx.Err() == nil {
+	if err := r.write(ctx, func(ctx context.Context, db bun.IDB) error {
+		_, err := db.NewDelete().Model((*row)(nil)).
+			Where("published_at IS NOT NULL").Where("created_at < ?", cutoff).Exec(ctx)
+		return err
+	}); err != nil && ctx.Err() == nil {
 		r.log.Warn("eventbus: outbox prune failed", "err", err)
 	}
 }
 
-// detectLoss republishes what the store lost. The first marker check only
-// sets the marker: its absence at start may just be a first start, and a
-// store lost while the relay was down is caught by the per-stream check.
-func (r *Relay) detectLoss(ctx context.Context) error {
-	if r.insp == nil {
-		return nil
-	}
-	created, err := r.insp.MarkAlive(ctx, r.cfg.Producer)
+// checkFamily compares what the outbox says was published to family's
+// stream with what the stream holds. Rows recorded under an epoch that is
+// no longer on the stream (or under none, from an earlier release) were
+// appended to a stream that has since been lost, so they are queued again;
+// so are rows the stream cannot hold because their id lies beyond its last
+// generated id (a store restored from an older snapshot). A stream without
+// an epoch gets one before the reset, so that a loss during the
+// republication is noticed too.
+func (r *Relay) checkFamily(ctx context.Context, family string) error {
+	started := time.Now().UTC()
+	epochs, lastID, err := r.epochs.StreamEpochs(ctx, family)
 	if err != nil {
 		return err
 	}
-	wasMarked := r.marked
-	r.marked = true
-	if created && wasMarked {
-		return r.republish(ctx, "", "marker key vanished: the store was flushed or restarted")
-	}
-	for _, family := range contracts.Families() {
-		var last []row
-		if err := r.db.NewSelect().Model(&last).Column("stream_id").
-			Where("stream = ?", family).Where("published_at IS NOT NULL").
-			OrderExpr("seq DESC").Limit(1).Scan(ctx); err != nil {
-			return err
-		}
-		if len(last) == 0 {
-			continue
-		}
-		lost, err := r.insp.Lost(ctx, family, last[0].StreamID)
+	if len(epochs) == 0 {
+		e, err := r.epochs.NewStreamEpoch(ctx, family)
 		if err != nil {
 			return err
 		}
-		if lost {
-			if err := r.republish(ctx, family, "the stream lost the last entry published to it"); err != nil {
-				return err
-			}
+		epochs = []string{e}
+	}
+	slices.Sort(epochs)
+	cur, had := r.current[family]
+	if !had || !slices.Contains(epochs, cur) {
+		r.current[family] = epochs[0]
+	}
+	if !r.detect {
+		return nil
+	}
+	cutoff := time.Now().UTC().Add(-r.cfg.Retention)
+	var n int64
+	err = r.write(ctx, func(ctx context.Context, db bun.IDB) error {
+		res, err := db.NewUpdate().Model((*row)(nil)).
+			Set("published_at = NULL").Set("stream_id = NULL").Set("epoch = NULL").
+			Where("stream = ?", family).Where("published_at IS NOT NULL").Where("created_at >= ?", cutoff).
+			WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
+				return q.Where("epoch IS NULL").WhereOr("epoch NOT IN (?)", bun.List(epochs))
+			}).Exec(ctx)
+		if err == nil {
+			n, _ = res.RowsAffected()
 		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("queue lost rows of %s: %w", family, err)
+	}
+	if n == 0 {
+		n, err = r.checkRollback(ctx, family, lastID, started, cutoff)
+		if err != nil {
+			return err
+		}
+	}
+	if n > 0 {
+		metricLoss.WithLabelValues(r.cfg.Producer, family).Inc()
+		r.log.Warn("eventbus: events lost from the stream store; republishing from the outbox",
+			"stream", family, "rows", n)
+		r.Notify()
 	}
 	return nil
 }
 
-// republish marks the published rows of stream ("" for all) still within
-// retention unpublished, so the relay sends them again in seq order.
-func (r *Relay) republish(ctx context.Context, stream, why string) error {
-	q := r.db.NewUpdate().Model((*row)(nil)).
-		Set("published_at = NULL").Set("stream_id = NULL").
-		Where("published_at IS NOT NULL").Where("published_at >= ?", time.Now().UTC().Add(-r.cfg.Retention))
-	if stream != "" {
-		q = q.Where("stream = ?", stream)
+// checkRollback queues the family's rows again when the newest row marked
+// published before the check started has an id beyond the stream's last
+// generated id, which only a store restored from an older snapshot shows.
+// Rows marked later may carry ids the stream generated after lastID was
+// read, so they are left out (with a second of margin for clock skew
+// between replicas).
+func (r *Relay) checkRollback(ctx context.Context, family, lastID string, started, cutoff time.Time) (int64, error) {
+	if lastID == "" {
+		return 0, nil
 	}
-	res, err := q.Exec(ctx)
+	last, err := streamid.Parse(lastID)
 	if err != nil {
-		return fmt.Errorf("reset published rows: %w", err)
+		return 0, err
 	}
-	n, _ := res.RowsAffected()
-	label := cmp.Or(stream, "*")
-	metricLoss.WithLabelValues(r.cfg.Producer, label).Inc()
-	r.log.Warn("eventbus: events lost from the stream store; republishing from the outbox",
-		"stream", label, "rows", n, "why", why)
-	r.Notify()
-	return nil
+	var newest []row
+	if err := r.db.NewSelect().Model(&newest).Column("stream_id").
+		Where("stream = ?", family).Where("published_at < ?", started.Add(-time.Second)).Where("stream_id IS NOT NULL").
+		OrderExpr("published_at DESC").Limit(1).Scan(ctx); err != nil {
+		return 0, err
+	}
+	if len(newest) == 0 {
+		return 0, nil
+	}
+	id, err := streamid.Parse(newest[0].StreamID)
+	if err != nil || !last.Less(id) {
+		return 0, nil //nolint:nilerr // an id we cannot parse is not evidence of a loss
+	}
+	var n int64
+	err = r.write(ctx, func(ctx context.Context, db bun.IDB) error {
+		res, err := db.NewUpdate().Model((*row)(nil)).
+			Set("published_at = NULL").Set("stream_id = NULL").Set("epoch = NULL").
+			Where("stream = ?", family).Where("published_at IS NOT NULL").Where("created_at >= ?", cutoff).Exec(ctx)
+		if err == nil {
+			n, _ = res.RowsAffected()
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("queue rolled-back rows of %s: %w", family, err)
+	}
+	return n, nil
+}
+
+// readCommitted is the isolation of the relay's writes on MariaDB: under
+// its default REPEATABLE READ the relay's range updates take gap locks
+// that deadlock with the services' outbox inserts.
+var readCommitted = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+
+// write runs fn on the database, inside a READ COMMITTED transaction on
+// MariaDB (see readCommitted) and directly elsewhere.
+func (r *Relay) write(ctx context.Context, fn func(ctx context.Context, db bun.IDB) error) error {
+	if !r.mysql {
+		return fn(ctx, r.db)
+	}
+	return r.db.RunInTx(ctx, readCommitted, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) })
 }

@@ -3,6 +3,8 @@ package redisstream
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,17 +19,25 @@ import (
 	"github.com/bugtracker/bugtracker/eventbus/internal/streamid"
 )
 
-// DefaultMaxLen bounds each stream. Consumers that fall further behind than
-// this lose entries, so it is sized for days of traffic, not minutes.
+// DefaultMaxLen is kept for source compatibility. Streams are no longer
+// trimmed by length, which dropped entries no group had consumed; see
+// Publisher.Trim.
 const DefaultMaxLen = 100000
+
+// EpochGroupPrefix starts the names of the consumer groups that serve as
+// stream epochs for loss detection (see the eventbus package
+// documentation). Nobody reads through them; trimming and tools ignore
+// them.
+const EpochGroupPrefix = "outbox-epoch:"
 
 // PublisherConfig configures a Publisher.
 type PublisherConfig struct {
 	// Prefix is prepended to every key, so several environments can share
 	// one Redis.
 	Prefix string
-	// MaxLen is the approximate length streams are trimmed to (XADD MAXLEN
-	// ~), DefaultMaxLen when zero.
+	// MaxLen is no longer used: trimming by length dropped unconsumed
+	// entries. It is kept so that existing configurations compile; a
+	// negative value is still refused.
 	MaxLen int64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -88,8 +98,6 @@ func (p *Publisher) Publish(ctx context.Context, envs ...eventbus.Envelope) ([]s
 		}
 		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
 			Stream: eventbus.StreamKey(p.cfg.Prefix, family),
-			MaxLen: p.cfg.MaxLen,
-			Approx: true,
 			Values: consume.Values(fields),
 		})
 	}
@@ -101,6 +109,104 @@ func (p *Publisher) Publish(ctx context.Context, envs ...eventbus.Envelope) ([]s
 		ids[i] = c.Val()
 	}
 	return ids, nil
+}
+
+// StreamEpochs implements outbox.EpochStore: it lists the epoch groups of
+// family's stream and its last generated id, with both empty when the
+// stream does not exist.
+func (p *Publisher) StreamEpochs(ctx context.Context, family string) ([]string, string, error) {
+	key := eventbus.StreamKey(p.cfg.Prefix, family)
+	pipe := p.client.Pipeline()
+	groups := pipe.XInfoGroups(ctx, key)
+	info := pipe.XInfoStream(ctx, key)
+	_, _ = pipe.Exec(ctx)
+	if err := groups.Err(); err != nil {
+		if isNoSuchKey(err) {
+			return nil, "", nil
+		}
+		return nil, "", fmt.Errorf("redisstream: groups of %s: %w", key, err)
+	}
+	var epochs []string
+	for _, g := range groups.Val() {
+		if strings.HasPrefix(g.Name, EpochGroupPrefix) {
+			epochs = append(epochs, g.Name)
+		}
+	}
+	if err := info.Err(); err != nil {
+		if isNoSuchKey(err) {
+			return nil, "", nil
+		}
+		return nil, "", fmt.Errorf("redisstream: inspect %s: %w", key, err)
+	}
+	return epochs, cmp.Or(info.Val().LastGeneratedID, "0-0"), nil
+}
+
+// NewStreamEpoch implements outbox.EpochStore: it creates a group named
+// EpochGroupPrefix + a random token on family's stream, creating the
+// stream if it is missing. The group lives and dies with the stream.
+func (p *Publisher) NewStreamEpoch(ctx context.Context, family string) (string, error) {
+	key := eventbus.StreamKey(p.cfg.Prefix, family)
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	name := EpochGroupPrefix + hex.EncodeToString(b)
+	if err := p.client.XGroupCreateMkStream(ctx, key, name, "$").Err(); err != nil {
+		return "", fmt.Errorf("redisstream: create epoch on %s: %w", key, err)
+	}
+	return name, nil
+}
+
+// Trim implements outbox.Trimmer. It removes, with XTRIM MINID, the
+// entries of family's stream that lie below the oldest entry any consumer
+// group has not passed (its lowest pending entry, or the entry after the
+// last one delivered to it) and that are older than minAge. A stream
+// without consumer groups is not trimmed: nobody has read it yet. Epoch
+// groups do not count. Trimming thus never drops an entry a group has not
+// acknowledged (TestTrimKeepsUnacknowledgedEntries).
+func (p *Publisher) Trim(ctx context.Context, family string, minAge time.Duration) error {
+	key := eventbus.StreamKey(p.cfg.Prefix, family)
+	groups, err := p.client.XInfoGroups(ctx, key).Result()
+	if err != nil {
+		if isNoSuchKey(err) {
+			return nil
+		}
+		return fmt.Errorf("redisstream: groups of %s: %w", key, err)
+	}
+	floor := streamid.ID{MS: uint64(max(time.Now().Add(-minAge).UnixMilli(), 0))}
+	readers := 0
+	for _, g := range groups {
+		if strings.HasPrefix(g.Name, EpochGroupPrefix) {
+			continue
+		}
+		readers++
+		pos, err := streamid.Parse(cmp.Or(g.LastDeliveredID, "0-0"))
+		if err != nil {
+			return err
+		}
+		pos = streamid.ID{MS: pos.MS, Seq: pos.Seq + 1}
+		if g.Pending > 0 {
+			pend, err := p.client.XPending(ctx, key, g.Name).Result()
+			if err != nil {
+				return fmt.Errorf("redisstream: pending of %s on %s: %w", g.Name, key, err)
+			}
+			if low, err := streamid.Parse(pend.Lower); err == nil && low.Less(pos) {
+				pos = low
+			}
+		}
+		if pos.Less(floor) {
+			floor = pos
+		}
+	}
+	if readers == 0 || floor == (streamid.ID{}) {
+		return nil
+	}
+	if err := p.client.XTrimMinID(ctx, key, floor.String()).Err(); err != nil {
+		return fmt.Errorf("redisstream: trim %s: %w", key, err)
+	}
+	return nil
+}
+
+func isNoSuchKey(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "no such key") || strings.HasPrefix(err.Error(), "ERR no such"))
 }
 
 // Lost reports whether the entry lastID, which this publisher appended to

@@ -4,6 +4,9 @@ package redistest
 
 import (
 	"context"
+	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -71,4 +74,78 @@ func Pending(t testing.TB, c redis.UniversalClient, group string, keys ...string
 		}
 	}
 	return n
+}
+
+// Server is a redis-server process of the test's own, without persistence,
+// so a test can kill it with SIGKILL and start it again empty on the same
+// port, which is what a production Redis without persistence does when it
+// crashes.
+type Server struct {
+	t    testing.TB
+	Addr string
+	cmd  *exec.Cmd
+}
+
+// StartServer starts redis-server on a free loopback port and stops it
+// when the test ends. The binary must be installed (it is on the CI
+// machine); without it the test fails in CI and skips elsewhere.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis-server is not installed: %v", err)
+		}
+		t.Skip("redis-server is not installed")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	s := &Server{t: t, Addr: addr}
+	s.Start()
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// Start starts the server (again) and waits until it answers.
+func (s *Server) Start() {
+	s.t.Helper()
+	_, port, _ := net.SplitHostPort(s.Addr)
+	s.cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.t.TempDir())
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer func() { _ = c.Close() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on %s does not answer", s.Addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Kill stops the server with SIGKILL, losing everything it held.
+func (s *Server) Kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Client returns a client of the server, closed when the test ends. Its
+// short timeouts let code under test notice a killed server quickly.
+func (s *Server) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{
+		Addr: s.Addr, DialTimeout: 500 * time.Millisecond,
+		ReadTimeout: 2 * time.Second, WriteTimeout: time.Second, MaxRetries: -1,
+	})
+	s.t.Cleanup(func() { _ = c.Close() })
+	return c
 }
