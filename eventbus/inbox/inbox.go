@@ -4,10 +4,14 @@
 // transaction as the effect; a redelivered event finds its id and is
 // skipped.
 //
-// Inbox retention (Prune) must exceed the outbox retention (72h by default)
-// plus the longest redelivery delay: an event can be republished as long as
-// its outbox row exists, and if its inbox record were pruned first it would
-// be applied twice.
+// Inbox retention must exceed the outbox retention plus the longest
+// redelivery delay: an event can be republished as long as its outbox row
+// exists, and if its inbox record were pruned first it would be applied
+// twice. This holds by construction: the outbox republishes only events
+// created within outbox.MaxRetention, a record is written after its event
+// was created, and Prune never deletes records younger than MinRetention,
+// which is longer by a week of redelivery delay
+// (TestInboxOutlivesOutboxRetention in package outbox).
 package inbox
 
 import (
@@ -21,6 +25,13 @@ import (
 
 	"github.com/bugtracker/bugtracker/eventbus/internal/sqlddl"
 )
+
+// MinRetention is the least time Prune keeps a record: the outbox's
+// maximum retention (72h) plus seven days for entries that wait in a
+// stream or a pending list before they are delivered. The outbox package
+// cannot be imported here (it imports this one in tests), so its test
+// asserts the relation.
+const MinRetention = 72*time.Hour + 7*24*time.Hour
 
 var ddl = sqlddl.Statements{
 	dialect.PG: {
@@ -104,9 +115,11 @@ func (i *Inbox) Apply(ctx context.Context, eventID string, fn func(ctx context.C
 	return applied, nil
 }
 
-// Prune deletes this consumer's records older than olderThan, which must
-// exceed the outbox retention (see the package documentation).
+// Prune deletes this consumer's records older than olderThan, or than
+// MinRetention when olderThan is shorter, so that no caller can forget an
+// event the outbox may still republish (see the package documentation).
 func (i *Inbox) Prune(ctx context.Context, olderThan time.Duration) error {
+	olderThan = max(olderThan, MinRetention)
 	_, err := i.db.NewDelete().TableExpr("processed_events").
 		Where("consumer = ?", i.consumer).
 		Where("processed_at < ?", time.Now().UTC().Add(-olderThan)).

@@ -194,3 +194,51 @@ func Add(ctx context.Context, db bun.IDB, envs ...eventbus.Envelope) error {
 	}
 	return nil
 }
+
+// Quarantined is an outbox row the relay set aside because it cannot be
+// published, as listed by the eventctl command.
+type Quarantined struct {
+	Seq       int64
+	EventID   string
+	Type      string
+	Stream    string
+	Envelope  string
+	CreatedAt time.Time
+	At        time.Time
+	Reason    string
+}
+
+// ListQuarantined returns up to limit quarantined rows, oldest first, so an
+// operator can inspect them before re-queueing or deleting them.
+func ListQuarantined(ctx context.Context, db bun.IDB, limit int) ([]Quarantined, error) {
+	var rows []row
+	if err := db.NewSelect().Model(&rows).Where("quarantined_at IS NOT NULL").
+		Order("seq").Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("outbox: list quarantined rows: %w", err)
+	}
+	out := make([]Quarantined, len(rows))
+	for i, o := range rows {
+		out[i] = Quarantined{
+			Seq: o.Seq, EventID: o.EventID, Type: o.Type, Stream: o.Stream, Envelope: o.Envelope,
+			CreatedAt: o.CreatedAt, At: o.QuarantinedAt, Reason: o.QuarantineReason,
+		}
+	}
+	return out, nil
+}
+
+// Requeue hands quarantined rows back to the relay (all of them when seqs
+// is empty), typically after the release that knows their type is
+// deployed again. It returns how many rows it re-queued.
+func Requeue(ctx context.Context, db bun.IDB, seqs ...int64) (int64, error) {
+	q := db.NewUpdate().Model((*row)(nil)).
+		Set("quarantined_at = NULL").Set("quarantine_reason = NULL").
+		Where("quarantined_at IS NOT NULL")
+	if len(seqs) > 0 {
+		q = q.Where("seq IN (?)", bun.List(seqs))
+	}
+	res, err := q.Exec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: requeue: %w", err)
+	}
+	return res.RowsAffected()
+}
