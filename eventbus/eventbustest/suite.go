@@ -30,6 +30,8 @@ type Options struct {
 	ClaimMinIdle  time.Duration
 	ClaimInterval time.Duration
 	MaxDeliveries int64
+	// RetryMin and RetryMax bound the backoff between attempts.
+	RetryMin, RetryMax time.Duration
 }
 
 // Backend is a fresh, isolated bus for one test.
@@ -59,6 +61,9 @@ func RunSuite(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"AlwaysFailingHandlerEndsInDeadLetter", testDeadLetter},
 		{"AbortLeavesBatchUnackedForOthers", testAbort},
 		{"ShutdownFinishesAndAcksBatch", testShutdown},
+		{"PanickingHandlerIsRecovered", testPanic},
+		{"TransientFailuresAreNotDeadLettered", testTransient},
+		{"AckedAsSoonAsHandled", testAckEach},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -70,10 +75,10 @@ func RunSuite(t *testing.T, newBackend func(t *testing.T) Backend) {
 
 var (
 	// fast claims stuck entries quickly, for cases about retries.
-	fast = Options{BatchSize: 10, ClaimMinIdle: 150 * time.Millisecond, ClaimInterval: 30 * time.Millisecond, MaxDeliveries: 3}
+	fast = Options{BatchSize: 10, ClaimMinIdle: 150 * time.Millisecond, ClaimInterval: 30 * time.Millisecond, MaxDeliveries: 3, RetryMin: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond}
 	// slow never claims within a case, for cases where a claim would be a
 	// duplicate.
-	slow = Options{BatchSize: 10, ClaimMinIdle: time.Minute, ClaimInterval: time.Minute, MaxDeliveries: 3}
+	slow = Options{BatchSize: 10, ClaimMinIdle: time.Minute, ClaimInterval: time.Minute, MaxDeliveries: 3, RetryMin: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond}
 )
 
 // events returns n envelopes alternating between the card and comment

@@ -32,9 +32,17 @@ type SubscriberConfig struct {
 	// ClaimInterval is how often stuck entries are looked for; defaults
 	// to 50ms.
 	ClaimInterval time.Duration
-	// MaxDeliveries is how many deliveries a failing entry gets before it
-	// is dead-lettered; defaults to 5.
+	// MaxDeliveries is how many counted handler failures an entry gets
+	// before it is dead-lettered; defaults to 5.
 	MaxDeliveries int64
+	// HandlerTimeout bounds each handler call; defaults to ClaimMinIdle/3.
+	HandlerTimeout time.Duration
+	// RetryMin and RetryMax bound the backoff between attempts at a
+	// failed message; default 10ms and 100ms, suited to tests.
+	RetryMin, RetryMax time.Duration
+	// IsTransient classifies handler errors; defaults to
+	// eventbus.IsTransient.
+	IsTransient func(error) bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// StartID is "0" (default: read the history) or "$" (only new entries).
@@ -49,6 +57,9 @@ func (c *SubscriberConfig) setDefaults() {
 	c.ClaimMinIdle = cmp.Or(c.ClaimMinIdle, 200*time.Millisecond)
 	c.ClaimInterval = cmp.Or(c.ClaimInterval, 50*time.Millisecond)
 	c.MaxDeliveries = cmp.Or(c.MaxDeliveries, 5)
+	c.HandlerTimeout = cmp.Or(c.HandlerTimeout, c.ClaimMinIdle/3)
+	c.RetryMin = cmp.Or(c.RetryMin, 10*time.Millisecond)
+	c.RetryMax = cmp.Or(c.RetryMax, 100*time.Millisecond)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	c.StartID = cmp.Or(c.StartID, "0")
 }
@@ -60,6 +71,8 @@ func (c SubscriberConfig) Validate() error {
 		return errors.New("memory: Group and Consumer are required")
 	case c.BatchSize < 1 || c.MaxDeliveries < 1 || c.ClaimMinIdle <= 0 || c.ClaimInterval <= 0:
 		return errors.New("memory: BatchSize, MaxDeliveries, ClaimMinIdle and ClaimInterval must be positive")
+	case c.HandlerTimeout <= 0 || c.ClaimMinIdle < 2*c.HandlerTimeout || c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
+		return errors.New("memory: ClaimMinIdle must be at least twice HandlerTimeout, and retry bounds positive")
 	case c.StartID != "0" && c.StartID != "$":
 		return errors.New(`memory: StartID must be "0" or "$"`)
 	}
@@ -91,13 +104,18 @@ func (b *Bus) NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 		t.keys = append(t.keys, eventbus.StreamKey("", f))
 	}
 	return &Subscriber{engine: consume.New(t, consume.Config{
-		Group:         cfg.Group,
-		Consumer:      cfg.Consumer,
-		BatchSize:     cfg.BatchSize,
-		Block:         time.Second,
-		ClaimInterval: cfg.ClaimInterval,
-		MaxDeliveries: cfg.MaxDeliveries,
-		Logger:        cfg.Logger,
+		Group:          cfg.Group,
+		Consumer:       cfg.Consumer,
+		BatchSize:      cfg.BatchSize,
+		Block:          time.Second,
+		ClaimInterval:  cfg.ClaimInterval,
+		ClaimMinIdle:   cfg.ClaimMinIdle,
+		MaxDeliveries:  cfg.MaxDeliveries,
+		HandlerTimeout: cfg.HandlerTimeout,
+		RetryMin:       cfg.RetryMin,
+		RetryMax:       cfg.RetryMax,
+		IsTransient:    cfg.IsTransient,
+		Logger:         cfg.Logger,
 	})}, nil
 }
 
@@ -239,3 +257,26 @@ func (t *transport) DeadLetter(_ context.Context, d consume.Delivery, reason str
 	t.ack(d)
 	return nil
 }
+
+// Touch resets the idle time of entries this consumer still owns and
+// returns them, like XCLAIM JUSTID.
+func (t *transport) Touch(_ context.Context, ds []consume.Delivery) ([]consume.Delivery, error) {
+	t.bus.mu.Lock()
+	defer t.bus.mu.Unlock()
+	var out []consume.Delivery
+	now := time.Now()
+	for _, d := range ds {
+		if s, ok := t.bus.streams[d.Stream]; ok {
+			if g, ok := s.groups[t.cfg.Group]; ok {
+				if p, ok := g.pending[d.ID]; ok && p.consumer == t.cfg.Consumer {
+					p.delivered = now
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Leave is a no-op: the memory bus keeps no consumer names.
+func (t *transport) Leave(context.Context, bool) error { return nil }

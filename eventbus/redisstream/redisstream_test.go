@@ -41,6 +41,8 @@ func (b backend) NewSubscriber(t *testing.T, group, consumer string, o eventbust
 		ClaimMinIdle:  o.ClaimMinIdle,
 		ClaimInterval: o.ClaimInterval,
 		MaxDeliveries: o.MaxDeliveries,
+		RetryMin:      o.RetryMin,
+		RetryMax:      o.RetryMax,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -38,15 +38,36 @@ type SubscriberConfig struct {
 	// also bounds how long Shutdown waits for a blocked read.
 	Block time.Duration
 	// ClaimMinIdle is how long an entry may stay pending before it is
-	// considered stuck (its handler failed or its consumer died) and is
-	// claimed with XAUTOCLAIM; defaults to 30s. It must exceed the longest
-	// handler run, or slow entries are handled twice.
+	// considered stuck (its consumer died) and is claimed with XAUTOCLAIM;
+	// defaults to 30s. It must be at least twice HandlerTimeout, the
+	// longest a handler may run, or slow entries would be handled twice.
 	ClaimMinIdle time.Duration
+	// HandlerTimeout bounds each handler call (its context is cancelled
+	// after it); defaults to ClaimMinIdle/3.
+	HandlerTimeout time.Duration
+	// RetryMin and RetryMax bound the exponential backoff, with full
+	// jitter, between attempts at a failed message, which this consumer
+	// retries itself while keeping it pending; default 100ms and 10s.
+	RetryMin, RetryMax time.Duration
+	// IsTransient tells infrastructure failures, which are retried without
+	// counting toward MaxDeliveries, from failures of the message;
+	// defaults to eventbus.IsTransient.
+	IsTransient func(error) bool
+	// DeadLetterMaxLen bounds the dead-letter stream (XADD MAXLEN ~);
+	// defaults to 10000.
+	DeadLetterMaxLen int64
+	// ConsumerIdleDelete is how long a consumer of the group that owns no
+	// pending entry may stay idle before any instance removes it; defaults
+	// to 24h. Removing a live consumer is harmless: Redis recreates it on
+	// its next read.
+	ConsumerIdleDelete time.Duration
 	// ClaimInterval is how often stuck entries are looked for; defaults
 	// to 5s.
 	ClaimInterval time.Duration
-	// MaxDeliveries is how many deliveries a failing entry gets before it
-	// is dead-lettered; defaults to 5.
+	// MaxDeliveries is how many counted (non-transient) handler failures
+	// an entry gets before it is dead-lettered; defaults to 5. An entry
+	// delivered consumer.CrashLoopFactor times as often (its consumers
+	// kept dying) is dead-lettered too.
 	MaxDeliveries int64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -65,6 +86,11 @@ func (c *SubscriberConfig) setDefaults() {
 	c.Block = cmp.Or(c.Block, time.Second)
 	c.ClaimMinIdle = cmp.Or(c.ClaimMinIdle, 30*time.Second)
 	c.ClaimInterval = cmp.Or(c.ClaimInterval, 5*time.Second)
+	c.HandlerTimeout = cmp.Or(c.HandlerTimeout, c.ClaimMinIdle/3)
+	c.RetryMin = cmp.Or(c.RetryMin, 100*time.Millisecond)
+	c.RetryMax = cmp.Or(c.RetryMax, 10*time.Second)
+	c.DeadLetterMaxLen = cmp.Or(c.DeadLetterMaxLen, 10000)
+	c.ConsumerIdleDelete = cmp.Or(c.ConsumerIdleDelete, 24*time.Hour)
 	c.MaxDeliveries = cmp.Or(c.MaxDeliveries, 5)
 	c.Logger = cmp.Or(c.Logger, slog.Default())
 	c.StartID = cmp.Or(c.StartID, "0")
@@ -89,6 +115,12 @@ func (c SubscriberConfig) Validate() error {
 	}
 	if c.Block < time.Millisecond || c.ClaimMinIdle <= 0 || c.ClaimInterval <= 0 {
 		errs = append(errs, errors.New("block, claim min idle and claim interval must be positive"))
+	}
+	if c.HandlerTimeout <= 0 || c.ClaimMinIdle < 2*c.HandlerTimeout {
+		errs = append(errs, fmt.Errorf("claim min idle %s must be at least twice the handler timeout %s", c.ClaimMinIdle, c.HandlerTimeout))
+	}
+	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.DeadLetterMaxLen < 1 || c.ConsumerIdleDelete <= 0 {
+		errs = append(errs, errors.New("retry bounds, dead-letter max length and consumer idle delete must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("redisstream: invalid subscriber config: %w", err)
@@ -133,13 +165,18 @@ func NewSubscriber(client redis.UniversalClient, cfg SubscriberConfig) (*Subscri
 		t.keys = append(t.keys, eventbus.StreamKey(cfg.Prefix, f))
 	}
 	return &Subscriber{engine: consume.New(t, consume.Config{
-		Group:         cfg.Group,
-		Consumer:      cfg.Consumer,
-		BatchSize:     cfg.BatchSize,
-		Block:         cfg.Block,
-		ClaimInterval: cfg.ClaimInterval,
-		MaxDeliveries: cfg.MaxDeliveries,
-		Logger:        cfg.Logger,
+		Group:          cfg.Group,
+		Consumer:       cfg.Consumer,
+		BatchSize:      cfg.BatchSize,
+		Block:          cfg.Block,
+		ClaimInterval:  cfg.ClaimInterval,
+		ClaimMinIdle:   cfg.ClaimMinIdle,
+		MaxDeliveries:  cfg.MaxDeliveries,
+		HandlerTimeout: cfg.HandlerTimeout,
+		RetryMin:       cfg.RetryMin,
+		RetryMax:       cfg.RetryMax,
+		IsTransient:    cfg.IsTransient,
+		Logger:         cfg.Logger,
 	})}, nil
 }
 
@@ -245,10 +282,12 @@ func (t *transport) Claim(ctx context.Context, count int64) ([]consume.Delivery,
 			if err != nil {
 				return out, err
 			}
-			if len(deleted) > 0 {
-				if err := t.client.XAck(ctx, key, t.cfg.Group, deleted...).Err(); err != nil {
-					return out, err
-				}
+			for _, id := range deleted {
+				// Trimming never drops pending entries, so this is an XDEL
+				// by hand: dead-letter it rather than ack it silently.
+				out = append(out, consume.Delivery{
+					Message: eventbus.Message{Stream: key, ID: id}, Fields: map[string]string{}, Err: consume.ErrEntryDeleted,
+				})
 			}
 			ds, err := t.withDeliveries(ctx, key, msgs)
 			if err != nil {
@@ -305,16 +344,84 @@ func (t *transport) Ack(ctx context.Context, ds []consume.Delivery) error {
 
 // DeadLetter appends and acknowledges in one pipeline rather than a
 // MULTI, because the two keys may live on different cluster slots; a crash
-// in between at worst dead-letters the entry twice.
+// in between at worst dead-letters the entry twice. The dead-letter stream
+// is bounded by DeadLetterMaxLen (TestDeadLetterStreamIsBounded).
 func (t *transport) DeadLetter(ctx context.Context, d consume.Delivery, reason string) error {
+	key := eventbus.DeadLetterKey(t.cfg.Prefix, t.cfg.Group)
 	pipe := t.client.Pipeline()
 	pipe.XAdd(ctx, &redis.XAddArgs{
-		Stream: eventbus.DeadLetterKey(t.cfg.Prefix, t.cfg.Group),
+		Stream: key,
+		MaxLen: t.cfg.DeadLetterMaxLen,
+		Approx: true,
 		Values: consume.Values(consume.DeadLetterFields(d, reason)),
 	})
 	pipe.XAck(ctx, d.Stream, t.cfg.Group, d.ID)
-	_, err := pipe.Exec(ctx)
-	return err
+	n := pipe.XLen(ctx, key)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	consume.MetricDeadLetterLength.WithLabelValues(t.cfg.Group).Set(float64(n.Val()))
+	return nil
+}
+
+// Touch resets the idle time of entries in retry with XCLAIM JUSTID, which
+// does not count a delivery. The minimum idle time keeps it from taking
+// back an entry another consumer claimed moments ago.
+func (t *transport) Touch(ctx context.Context, ds []consume.Delivery) ([]consume.Delivery, error) {
+	byStream := map[string][]string{}
+	for _, d := range ds {
+		byStream[d.Stream] = append(byStream[d.Stream], d.ID)
+	}
+	pipe := t.client.Pipeline()
+	cmds := map[string]*redis.StringSliceCmd{}
+	for key, ids := range byStream {
+		cmds[key] = pipe.XClaimJustID(ctx, &redis.XClaimArgs{
+			Stream: key, Group: t.cfg.Group, Consumer: t.cfg.Consumer, MinIdle: t.cfg.ClaimMinIdle / 6, Messages: ids,
+		})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	owned := map[string]bool{}
+	for key, c := range cmds {
+		for _, id := range c.Val() {
+			owned[key+" "+id] = true
+		}
+	}
+	var out []consume.Delivery
+	for _, d := range ds {
+		if owned[d.Stream+" "+d.ID] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// Leave deletes this consumer from the group on every stream where it owns
+// no pending entry (XGROUP DELCONSUMER would drop them otherwise), and with
+// others also the consumers that own none and were idle longer than
+// ConsumerIdleDelete.
+func (t *transport) Leave(ctx context.Context, others bool) error {
+	var errs []error
+	for _, key := range t.keys {
+		consumers, err := t.client.XInfoConsumers(ctx, key, t.cfg.Group).Result()
+		if err != nil {
+			if !isNoGroup(err) && !isNoSuchKey(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		for _, c := range consumers {
+			mine := c.Name == t.cfg.Consumer
+			if c.Pending > 0 || (!mine && (!others || c.Idle < t.cfg.ConsumerIdleDelete)) || (mine && others) {
+				continue
+			}
+			if err := t.client.XGroupDelConsumer(ctx, key, t.cfg.Group, c.Name).Err(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func stringFields(values map[string]any) map[string]string {

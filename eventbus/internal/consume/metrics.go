@@ -23,6 +23,16 @@ var (
 		Name: "eventbus_dead_lettered_total",
 		Help: "Messages moved to the dead-letter stream.",
 	}, labels)
+	metricPanics = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventbus_handler_panics_total",
+		Help: "Handler panics recovered; each counts as a failure of the message.",
+	}, labels)
+	// MetricDeadLetterLength is set by the transports after each
+	// dead-lettering, so an alert can fire on a growing dead-letter stream.
+	MetricDeadLetterLength = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "eventbus_dead_letter_length",
+		Help: "Entries in the group's dead-letter stream after the last dead-lettering.",
+	}, []string{"group"})
 	metricClaimed = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "eventbus_claimed_total",
 		Help: "Messages claimed after staying pending longer than the claim idle time.",
