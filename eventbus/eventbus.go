@@ -86,8 +86,12 @@ type Message struct {
 }
 
 // Handler processes one message. Returning nil acknowledges the message;
-// returning an error leaves it pending so it is retried after the
-// subscriber's claim idle time, until it is dead-lettered.
+// returning an error retries it with exponential backoff and jitter. Errors
+// for which IsTransient is false count toward the subscriber's
+// MaxDeliveries, after which the message is dead-lettered; transient ones
+// are retried until they stop. A panic is recovered and counts as a
+// failure. The handler's context ends after the subscriber's
+// HandlerTimeout.
 type Handler func(ctx context.Context, m *Message) error
 
 // Publisher appends envelopes to their family streams. It exists as an
@@ -109,11 +113,14 @@ type Publisher interface {
 type Subscriber interface {
 	// Run blocks, reading and handling messages until Shutdown completes
 	// (then it returns nil) or ctx is cancelled. Cancelling ctx aborts: Run
-	// stops at once and sends no acknowledgements for the batch in hand,
-	// returning ctx.Err().
+	// stops at once, returning ctx.Err(); the rest of the batch in hand
+	// stays pending, and messages already handled may not have been
+	// acknowledged yet (acks go out as soon as each handler returns).
 	Run(ctx context.Context, h Handler) error
 	// Shutdown stops gracefully: the subscriber fetches nothing more,
-	// finishes the batch in hand, acknowledges it, and then Run returns nil.
+	// finishes the batch in hand, acknowledges it, leaves messages waiting
+	// for a retry pending for other consumers, removes its consumer name if
+	// it owns no pending entry, and then Run returns nil.
 	// Shutdown waits for that or for ctx to be done. A subscriber that
 	// was shut down does not run again: a later Run returns nil at once.
 	Shutdown(ctx context.Context) error
@@ -121,7 +128,11 @@ type Subscriber interface {
 
 // DeadLetter is an entry a subscriber gave up on, either because it could
 // not be decoded or because its handler failed more than the allowed number
-// of deliveries. It is kept for an operator to inspect and replay.
+// of times. It is kept, in a stream bounded by the subscriber's
+// DeadLetterMaxLen, for an operator to inspect and re-drive (eventctl dlq).
+// A dead-letter stream is lost with the rest of Redis; the events it held
+// are republished from the outboxes within their retention and, if they
+// still fail, dead-lettered again.
 type DeadLetter struct {
 	// ID is the entry id in the dead-letter stream.
 	ID string
