@@ -16,11 +16,17 @@ type UserCopy struct {
 	Name         string
 	Email        string
 	RegisteredAt time.Time
+	// Version is the user's aggregateVersion in the event the copy comes
+	// from; a copy is replaced only by a newer one, because events arrive
+	// in any order.
+	Version int64
 }
 
 // Users keeps the local user copies fed by newUser events.
 type Users interface {
-	// Upsert stores or replaces the copy; applying the same event twice is harmless.
+	// Upsert stores the copy unless the one held is as new or newer
+	// (eventbus/versioned); applying the same event twice, or an old one
+	// late, is harmless.
 	Upsert(ctx context.Context, u UserCopy) error
 }
 

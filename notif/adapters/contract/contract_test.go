@@ -23,6 +23,7 @@ import (
 type store interface {
 	app.Notifications
 	app.Users
+	UserCopy(ctx context.Context, id string) (app.UserCopy, bool, error)
 }
 
 func backends() map[string]func(t *testing.T) store {
@@ -164,11 +165,27 @@ func TestNotificationsContract(t *testing.T) {
 			})
 
 			t.Run("user copies upsert", func(t *testing.T) {
-				u := app.UserCopy{ID: "u1", Name: "Ann", Email: "ann@example.com", RegisteredAt: base}
+				u := app.UserCopy{ID: "u1", Name: "Ann", Email: "ann@example.com", RegisteredAt: base, Version: 1}
 				for range 2 {
 					if err := s.Upsert(ctx, u); err != nil {
 						t.Fatal(err)
 					}
+				}
+			})
+
+			t.Run("user copies apply only newer versions", func(t *testing.T) {
+				for _, c := range []struct {
+					name    string
+					version int64
+				}{{"v2", 2}, {"v1 late", 1}, {"v3", 3}, {"v3 again", 3}, {"v2 late", 2}} {
+					u := app.UserCopy{ID: "u2", Name: c.name, Email: "u2@example.com", RegisteredAt: base, Version: c.version}
+					if err := s.Upsert(ctx, u); err != nil {
+						t.Fatalf("%s: %v", c.name, err)
+					}
+				}
+				got, ok, err := s.UserCopy(ctx, "u2")
+				if err != nil || !ok || got.Name != "v3" || got.Version != 3 {
+					t.Fatalf("copy %+v, %v, %v; want version 3 named v3", got, ok, err)
 				}
 			})
 		})

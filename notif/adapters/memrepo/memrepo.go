@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/bugtracker/bugtracker/eventbus/versioned"
 	"github.com/bugtracker/bugtracker/notif/app"
 	"github.com/bugtracker/bugtracker/notif/domain/notification"
 )
@@ -26,12 +27,21 @@ func New() *Store {
 	return &Store{users: map[string]app.UserCopy{}, seen: map[key]bool{}}
 }
 
-// Upsert stores the copy.
+// Upsert stores the copy unless the one held is as new or newer.
 func (s *Store) Upsert(_ context.Context, u app.UserCopy) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.users[u.ID] = u
+	held, ok := s.users[u.ID]
+	if versioned.Newer(versioned.Held{Exists: ok, Version: held.Version}, u.Version) {
+		s.users[u.ID] = u
+	}
 	return nil
+}
+
+// UserCopy returns the stored copy of user id, if any.
+func (s *Store) UserCopy(_ context.Context, id string) (app.UserCopy, bool, error) {
+	u, ok := s.User(id)
+	return u, ok, nil
 }
 
 // User returns a stored copy.

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bugtracker/bugtracker/eventbus/versioned"
 	"github.com/bugtracker/bugtracker/notif/app"
 	"github.com/bugtracker/bugtracker/notif/domain/notification"
 )
@@ -33,10 +34,11 @@ type notifDoc struct {
 }
 
 type userDoc struct {
-	ID           string    `bson:"_id"`
-	Name         string    `bson:"name"`
-	Email        string    `bson:"email"`
-	RegisteredAt time.Time `bson:"registeredAt"`
+	ID               string    `bson:"_id"`
+	Name             string    `bson:"name"`
+	Email            string    `bson:"email"`
+	RegisteredAt     time.Time `bson:"registeredAt"`
+	AggregateVersion int64     `bson:"aggregateVersion"`
 }
 
 // Repo implements app.Notifications and app.Users.
@@ -88,14 +90,30 @@ func (r *Repo) EnsureIndexes(ctx context.Context) error {
 	return nil
 }
 
-// Upsert stores or replaces the user copy.
+// Upsert stores the user copy unless the one held is as new or newer: the
+// versioned filter matches only an older copy, so for a newer one the
+// upsert tries a second insert of the same _id, and the duplicate key
+// error means "stale, skip" (as it does when a concurrent upsert won).
 func (r *Repo) Upsert(ctx context.Context, u app.UserCopy) error {
-	doc := userDoc{ID: u.ID, Name: u.Name, Email: u.Email, RegisteredAt: u.RegisteredAt.UTC()}
-	_, err := r.users.ReplaceOne(ctx, bson.D{{Key: "_id", Value: u.ID}}, doc, options.Replace().SetUpsert(true))
-	if err != nil && !mongo.IsDuplicateKeyError(err) { // a concurrent upsert of the same id won
+	doc := userDoc{ID: u.ID, Name: u.Name, Email: u.Email, RegisteredAt: u.RegisteredAt.UTC(), AggregateVersion: u.Version}
+	_, err := r.users.ReplaceOne(ctx, versioned.MongoFilter(u.ID, u.Version), doc, options.Replace().SetUpsert(true))
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("mongo: upsert user: %w", err)
 	}
 	return nil
+}
+
+// UserCopy returns the stored copy of user id, if any.
+func (r *Repo) UserCopy(ctx context.Context, id string) (app.UserCopy, bool, error) {
+	var d userDoc
+	err := r.users.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return app.UserCopy{}, false, nil
+	}
+	if err != nil {
+		return app.UserCopy{}, false, fmt.Errorf("mongo: find user: %w", err)
+	}
+	return app.UserCopy{ID: d.ID, Name: d.Name, Email: d.Email, RegisteredAt: d.RegisteredAt, Version: d.AggregateVersion}, true, nil
 }
 
 // AddForEvent inserts one document per notification; a document that already exists

@@ -34,7 +34,7 @@ func (h *Handler) Handle(ctx context.Context, m *eventbus.Message) error {
 	}
 	switch e := ev.(type) {
 	case contracts.UserRegistered:
-		return h.app.RecordUser.Handle(ctx, app.UserCopy{ID: e.UserID, Name: e.Name, Email: e.Email, RegisteredAt: e.RegisteredAt})
+		return h.app.RecordUser.Handle(ctx, app.UserCopy{ID: e.UserID, Name: e.Name, Email: e.Email, RegisteredAt: e.RegisteredAt, Version: e.AggregateVersion})
 	case contracts.NotificationRequested:
 		return h.app.Notify.Handle(ctx, app.Notify{
 			EventID: m.Envelope.ID, Recipients: e.RecipientIDs, Type: e.Kind, Message: e.Message, ActorID: e.ActorID,
