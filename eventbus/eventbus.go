@@ -158,3 +158,10 @@ func StreamKey(prefix, family string) string { return prefix + "events:" + famil
 // group has its own, because a poison message for one service may be fine
 // for another.
 func DeadLetterKey(prefix, group string) string { return prefix + "deadletter:" + group }
+
+// RedriveKey returns the key of the stream through which an operator
+// re-drives dead letters into group (eventctl dlq redrive). Every
+// subscriber of the group reads it besides its family streams, so a
+// re-driven entry reaches that group only, and deletes each entry once it
+// is handled.
+func RedriveKey(prefix, group string) string { return prefix + "redrive:" + group }

@@ -164,6 +164,8 @@ func NewSubscriber(client redis.UniversalClient, cfg SubscriberConfig) (*Subscri
 	for _, f := range cfg.Families {
 		t.keys = append(t.keys, eventbus.StreamKey(cfg.Prefix, f))
 	}
+	t.redrive = eventbus.RedriveKey(cfg.Prefix, cfg.Group)
+	t.keys = append(t.keys, t.redrive)
 	return &Subscriber{engine: consume.New(t, consume.Config{
 		Group:          cfg.Group,
 		Consumer:       cfg.Consumer,
@@ -206,6 +208,9 @@ type transport struct {
 	cfg    SubscriberConfig
 	keys   []string
 	log    *slog.Logger
+	// redrive is the group's redrive stream, whose entries are deleted
+	// once acknowledged.
+	redrive string
 }
 
 func (t *transport) Setup(ctx context.Context) error { return t.createGroups(ctx, t.cfg.StartID) }
@@ -337,6 +342,9 @@ func (t *transport) Ack(ctx context.Context, ds []consume.Delivery) error {
 	pipe := t.client.Pipeline()
 	for key, ids := range byStream {
 		pipe.XAck(ctx, key, t.cfg.Group, ids...)
+		if key == t.redrive {
+			pipe.XDel(ctx, key, ids...)
+		}
 	}
 	_, err := pipe.Exec(ctx)
 	return err
