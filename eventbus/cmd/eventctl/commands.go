@@ -48,9 +48,9 @@ back to the relay, typically after deploying the release that knows them.
 
 Connection (flags before or after the command words):
   --redis URL    Redis URL (default $REDIS_URL, else redis://127.0.0.1:6379/0)
-  --prefix P     key prefix of the services (default $EVENTBUS_PREFIX)
+  --prefix P     key prefix of the services (default $REDIS_PREFIX, else bugtracker:)
   --db DSN       outbox database: postgres://..., mysql://user@tcp(host:3306)/db,
-                 or sqlite:PATH (default $EVENTBUS_DB)
+                 or sqlite:PATH (default $EVENTCTL_DB)
 `
 
 // usageError marks errors in the command line.
@@ -78,8 +78,8 @@ func parse(args []string) (options, error) {
 	fs := flag.NewFlagSet("eventctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "")
-	fs.StringVar(&o.prefix, "prefix", os.Getenv("EVENTBUS_PREFIX"), "")
-	fs.StringVar(&o.db, "db", os.Getenv("EVENTBUS_DB"), "")
+	fs.StringVar(&o.prefix, "prefix", envOr("REDIS_PREFIX", "bugtracker:"), "")
+	fs.StringVar(&o.db, "db", os.Getenv("EVENTCTL_DB"), "")
 	fs.StringVar(&o.group, "group", "", "")
 	fs.StringVar(&o.from, "from", "-", "")
 	fs.IntVar(&o.count, "count", 20, "")
@@ -253,7 +253,7 @@ func outboxCmd(ctx context.Context, o options, sub string, args []string, out io
 func openDB(dsn string) (*bun.DB, error) {
 	switch {
 	case dsn == "":
-		return nil, usageError{"--db (or EVENTBUS_DB) is required for outbox commands"}
+		return nil, usageError{"--db (or EVENTCTL_DB) is required for outbox commands"}
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		sqldb, err := sql.Open("pgx", dsn)
 		if err != nil {
