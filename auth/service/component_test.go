@@ -41,6 +41,13 @@ type harness struct {
 
 func start(t testing.TB) *harness {
 	t.Helper()
+	return startWith(t, nil, nil)
+}
+
+// startWith starts the service with the test's hasher (nil: argon2 with the OWASP
+// minimum) and lets it adjust the configuration.
+func startWith(t testing.TB, hasher service.RawHasher, adjust func(*service.Config)) *harness {
+	t.Helper()
 	smtpServer := mailtest.Start(t)
 	mailer, err := mail.NewSMTP(mail.SMTPConfig{
 		Host: smtpServer.Host, Port: smtpServer.Port, TLS: "none", From: "bugtracker <no-reply@example.com>",
@@ -56,8 +63,14 @@ func start(t testing.TB) *harness {
 		TrustedProxies:  []string{"127.0.0.1"},
 		ResetURL:        "http://example.com/reset",
 	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	if hasher == nil {
+		hasher = argon2.New(cfg.Argon2)
+	}
 	store := memrepo.New()
-	svc, err := service.BuildForComponentTest(cfg, servicetest.Discard(), store, authn.NewMemoryRevocations(), throttle.NewMemory(), mailer)
+	svc, err := service.BuildForComponentTest(cfg, servicetest.Discard(), store, authn.NewMemoryRevocations(), throttle.NewMemory(), mailer, hasher)
 	if err != nil {
 		t.Fatal(err)
 	}

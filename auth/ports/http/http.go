@@ -101,7 +101,9 @@ func (h *Handlers) register(c *fiber.Ctx) error {
 	if err := httpserver.DecodeJSON(c, &req); err != nil {
 		return err
 	}
-	u, err := h.app.Register.Handle(c.UserContext(), app.Register(req))
+	u, err := h.app.Register.Handle(c.UserContext(), app.Register{
+		Name: req.Name, Email: req.Email, Password: req.Password, ClientIP: httpserver.ClientIP(c),
+	})
 	if err != nil {
 		return err
 	}
@@ -183,6 +185,7 @@ func (h *Handlers) changePassword(c *fiber.Ctx) error {
 	p, _ := authn.PrincipalFrom(c)
 	err := h.app.ChangePassword.Handle(c.UserContext(), app.ChangePassword{
 		UserID: p.UserID, SessionID: p.SessionID, CurrentPassword: req.CurrentPassword, NewPassword: req.NewPassword,
+		ClientIP: httpserver.ClientIP(c),
 	})
 	if errors.Is(err, user.ErrInvalidCredentials) {
 		return problem.Unauthorized("the current password is wrong")
@@ -209,7 +212,9 @@ func (h *Handlers) reset(c *fiber.Ctx) error {
 	if err := httpserver.DecodeJSON(c, &req); err != nil {
 		return err
 	}
-	if err := h.app.ResetPassword.Handle(c.UserContext(), app.ResetPassword(req)); err != nil {
+	if err := h.app.ResetPassword.Handle(c.UserContext(), app.ResetPassword{
+		Token: req.Token, NewPassword: req.NewPassword, ClientIP: httpserver.ClientIP(c),
+	}); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -266,6 +271,10 @@ func MapError(err error) *problem.Problem {
 		return problem.Unauthorized("the refresh token is invalid, expired or revoked")
 	case errors.Is(err, user.ErrInvalidResetToken):
 		return problem.BadRequest("the reset token is invalid, used or expired")
+	case errors.Is(err, app.ErrHasherBusy):
+		p := problem.Unavailable("too many password checks are running; retry shortly")
+		p.RetryAfter = 1
+		return p
 	}
 	var te *user.ThrottledError
 	if errors.As(err, &te) {
