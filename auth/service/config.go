@@ -4,13 +4,16 @@ package service
 
 import (
 	"cmp"
+	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/bugtracker/bugtracker/auth/adapters/argon2"
 	"github.com/bugtracker/bugtracker/auth/adapters/hashlimit"
 	"github.com/bugtracker/bugtracker/auth/adapters/mail"
 	"github.com/bugtracker/bugtracker/auth/app"
+	"github.com/bugtracker/bugtracker/platform/authn"
 	"github.com/bugtracker/bugtracker/platform/config"
 	"github.com/bugtracker/bugtracker/platform/database"
 )
@@ -30,6 +33,15 @@ type Config struct {
 	// Throttle sets the attempt limits of login, forgot, register, reset and change
 	// password.
 	Throttle ThrottleConfig `envPrefix:"AUTH_THROTTLE_"`
+	// JWTPrivateKey is the PEM (PKCS #8) Ed25519 key access tokens are signed with,
+	// read from the file AUTH_JWT_PRIVATE_KEY_FILE names (`openssl genpkey -algorithm
+	// ed25519`); its RFC 7638 thumbprint is the tokens' kid.
+	JWTPrivateKey string `env:"AUTH_JWT_PRIVATE_KEY_FILE,file"`
+	// JWTPreviousKeys holds the keys of earlier rotations (PEM PUBLIC KEY or PRIVATE
+	// KEY blocks), read from AUTH_JWT_PREVIOUS_KEYS_FILE: still published in the JWK
+	// Set and accepted, never used to sign. Keep a key here for at least
+	// AUTH_ACCESS_TOKEN_TTL after it stopped signing.
+	JWTPreviousKeys string `env:"AUTH_JWT_PREVIOUS_KEYS_FILE,file"`
 	// AccessTokenTTL is the lifetime of access tokens.
 	AccessTokenTTL time.Duration `env:"AUTH_ACCESS_TOKEN_TTL" envDefault:"15m"`
 	// RefreshTokenTTL is the lifetime of refresh tokens.
@@ -86,6 +98,9 @@ func (c Config) Validate() error {
 	if c.AccessTokenTTL < time.Minute || c.RefreshTokenTTL < c.AccessTokenTTL {
 		return errors.New("AUTH_ACCESS_TOKEN_TTL/AUTH_REFRESH_TOKEN_TTL: access must be >= 1m and refresh >= access")
 	}
+	if _, err := c.KeyRing(); err != nil {
+		return err
+	}
 	if c.SMTP.Host != "" {
 		if err := c.SMTP.Validate(); err != nil {
 			return err
@@ -98,6 +113,33 @@ func (c Config) Validate() error {
 		return err
 	}
 	return c.Argon2.Validate()
+}
+
+// KeyRing is the signing key and the published key set: the current key first,
+// then the previous ones.
+func (c Config) KeyRing() (KeyRing, error) {
+	if c.JWTPrivateKey == "" {
+		return KeyRing{}, errors.New("AUTH_JWT_PRIVATE_KEY_FILE: required (a PEM Ed25519 private key: openssl genpkey -algorithm ed25519)")
+	}
+	key, err := authn.ParsePrivateKeyPEM([]byte(c.JWTPrivateKey))
+	if err != nil {
+		return KeyRing{}, fmt.Errorf("AUTH_JWT_PRIVATE_KEY_FILE: %w", err)
+	}
+	previous, err := authn.ParsePublicKeysPEM([]byte(c.JWTPreviousKeys))
+	if err != nil {
+		return KeyRing{}, fmt.Errorf("AUTH_JWT_PREVIOUS_KEYS_FILE: %w", err)
+	}
+	set, err := authn.NewKeySet(append([]ed25519.PublicKey{key.Public()}, previous...)...)
+	if err != nil {
+		return KeyRing{}, fmt.Errorf("AUTH_JWT_PREVIOUS_KEYS_FILE: %w", err)
+	}
+	return KeyRing{Signing: key, Published: set}, nil
+}
+
+// KeyRing is auth's signing key and the public keys it publishes and accepts.
+type KeyRing struct {
+	Signing   authn.SigningKey
+	Published authn.KeySet
 }
 
 // LoadConfig reads and validates the configuration.

@@ -46,7 +46,7 @@ func (s *Service) Components() map[string]runner.Component {
 // appSet builds the use cases and inbound ports from the ports; both injectors share it.
 var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
 	provideClock, provideIDs, provideHasher, provideAccessTokens, provideRefreshTTL, provideResetURL, provideLimits,
-	wire.FieldsOf(new(Config), "Common"), wiring.ProvideVerifier,
+	wire.FieldsOf(new(Config), "Common"), provideKeyRing, provideKeySet, provideVerifier,
 	app.NewRegisterHandler, app.NewLoginHandler, app.NewRefreshHandler, app.NewLogoutHandler,
 	app.NewGetUserHandler, app.NewListUsersHandler,
 	app.NewChangePasswordHandler, app.NewForgotPasswordHandler, app.NewResetPasswordHandler,
@@ -108,12 +108,22 @@ func (a accessTokens) Issue(userID, sessionID string, now time.Time) (string, ap
 
 func (a accessTokens) TTL() time.Duration { return a.signer.TTL() }
 
-func provideAccessTokens(cfg Config) (app.AccessTokens, error) {
-	s, err := authn.NewSigner(cfg.JWTKeys(), cfg.AccessTokenTTL)
+func provideKeyRing(cfg Config) (KeyRing, error) { return cfg.KeyRing() }
+
+func provideKeySet(ring KeyRing) authn.KeySet { return ring.Published }
+
+func provideAccessTokens(cfg Config, ring KeyRing) (app.AccessTokens, error) {
+	s, err := authn.NewSigner(ring.Signing, cfg.JWTParties(), cfg.AccessTokenTTL)
 	if err != nil {
 		return nil, err
 	}
 	return accessTokens{s}, nil
+}
+
+// provideVerifier checks access tokens against auth's own published keys: auth
+// never fetches its JWK Set from itself.
+func provideVerifier(cfg Config, keys authn.KeySet, revoked authn.RevocationChecker) (*authn.Verifier, error) {
+	return authn.NewVerifier(cfg.JWTParties(), keys, revoked)
 }
 
 func provideThrottle(client redis.UniversalClient, cfg Config) *throttle.Redis {

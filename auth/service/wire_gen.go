@@ -51,7 +51,13 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 	clock := provideClock()
 	idGenerator := provideIDs()
 	registerHandler := app.NewRegisterHandler(repo, passwordHasher, redis, limits, clock, idGenerator)
-	appAccessTokens, err := provideAccessTokens(cfg)
+	keyRing, err := provideKeyRing(cfg)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	appAccessTokens, err := provideAccessTokens(cfg, keyRing)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -90,13 +96,19 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 		ForgotPassword: forgotPasswordHandler,
 		ResetPassword:  resetPasswordHandler,
 	}
-	verifier, err := wiring.ProvideVerifier(common, redisRevocations)
+	keySet := provideKeySet(keyRing)
+	verifier, err := provideVerifier(cfg, keySet, redisRevocations)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	handlers := http.NewHandlers(application, verifier)
+	handlers, err := http.NewHandlers(application, verifier, keySet)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	v := provideChecks(db, universalClient)
 	runnerHTTP := provideHTTP(cfg, log, handlers, v)
 	service := &Service{
@@ -119,7 +131,11 @@ func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, r
 	clock := provideClock()
 	idGenerator := provideIDs()
 	registerHandler := app.NewRegisterHandler(store, passwordHasher, limits, appLimits, clock, idGenerator)
-	appAccessTokens, err := provideAccessTokens(cfg)
+	keyRing, err := provideKeyRing(cfg)
+	if err != nil {
+		return nil, err
+	}
+	appAccessTokens, err := provideAccessTokens(cfg, keyRing)
 	if err != nil {
 		return nil, err
 	}
@@ -147,12 +163,15 @@ func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, r
 		ForgotPassword: forgotPasswordHandler,
 		ResetPassword:  resetPasswordHandler,
 	}
-	common := cfg.Common
-	verifier, err := wiring.ProvideVerifier(common, revocations)
+	keySet := provideKeySet(keyRing)
+	verifier, err := provideVerifier(cfg, keySet, revocations)
 	if err != nil {
 		return nil, err
 	}
-	handlers := http.NewHandlers(application, verifier)
+	handlers, err := http.NewHandlers(application, verifier, keySet)
+	if err != nil {
+		return nil, err
+	}
 	v := provideNoChecks()
 	runnerHTTP := provideHTTP(cfg, log, handlers, v)
 	service := &Service{
