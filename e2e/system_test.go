@@ -26,6 +26,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
+	"github.com/bugtracker/bugtracker/platform/authn"
 	"github.com/bugtracker/bugtracker/platform/testenv"
 )
 
@@ -85,6 +86,9 @@ func TestMain(m *testing.M) {
 // system is one running deployment: auth, notif and gateway processes.
 type system struct {
 	gateway string
+	// auth is auth's own base URL, for what the other services fetch from it
+	// directly (its JWK Set).
+	auth    string
 	redis   *redis.Client
 	prefix  string
 	mailDir string
@@ -212,8 +216,26 @@ func startSystem(t *testing.T) *system {
 
 	authAddr, notifAddr, gwAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	mailDir := t.TempDir()
+	keyFile := filepath.Join(t.TempDir(), "jwt-ed25519.pem")
+	key, err := authn.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := authn.MarshalPrivateKeyPEM(key.Private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	common := []string{
-		"JWT_SECRET=e2e-secret-" + name + "-0123456789abcdef",
+		// Auth signs with the key; notif fetches its public half from auth's JWK Set.
+		"AUTH_JWT_PRIVATE_KEY_FILE=" + keyFile,
+		"JWT_JWKS_URL=http://" + authAddr + "/api/v1/auth/jwks.json",
+		// Every e2e client comes from 127.0.0.1, and one test registers 20 accounts
+		// at once: a roomier register limit and hash queue than production's.
+		"AUTH_THROTTLE_REGISTER_MAX=100",
+		"AUTH_HASH_QUEUE_WAIT=20s",
 		"REDIS_URL=" + redisURL,
 		"REDIS_PREFIX=" + prefix,
 		"LOG_LEVEL=debug",
@@ -225,7 +247,7 @@ func startSystem(t *testing.T) *system {
 	waitReady(t, auth, "http://"+authAddr+"/readyz")
 	waitReady(t, notif, "http://"+notifAddr+"/readyz")
 	waitReady(t, gw, "http://"+gwAddr+"/healthz")
-	return &system{gateway: "http://" + gwAddr, redis: rdb, prefix: prefix, mailDir: mailDir}
+	return &system{gateway: "http://" + gwAddr, auth: "http://" + authAddr, redis: rdb, prefix: prefix, mailDir: mailDir}
 }
 
 type reply struct {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/bugtracker/bugtracker/auth/domain/user"
@@ -64,6 +65,7 @@ type LoginHandler struct {
 	sessions  Sessions
 	hasher    PasswordHasher
 	throttle  Throttle
+	limit     Limit
 	pair      tokenPair
 	now       Clock
 	dummyHash string
@@ -71,42 +73,39 @@ type LoginHandler struct {
 
 // NewLoginHandler wires the use case. It hashes a dummy password once, so that a login
 // for an unknown email costs the same as one with a wrong password.
-func NewLoginHandler(users Users, sessions Sessions, hasher PasswordHasher, throttle Throttle, tokens AccessTokens,
-	now Clock, newID IDGenerator, ttl RefreshTTL,
+func NewLoginHandler(users Users, sessions Sessions, hasher PasswordHasher, throttle Throttle, limits Limits,
+	tokens AccessTokens, now Clock, newID IDGenerator, ttl RefreshTTL,
 ) (LoginHandler, error) {
 	dummy, err := hasher.Hash("dummy password for timing equality")
 	if err != nil {
 		return LoginHandler{}, fmt.Errorf("login: %w", err)
 	}
 	return LoginHandler{
-		users: users, sessions: sessions, hasher: hasher, throttle: throttle,
+		users: users, sessions: sessions, hasher: hasher, throttle: throttle, limit: limits.Login,
 		pair: tokenPair{tokens: tokens, newID: newID, refreshTTL: time.Duration(ttl)}, now: now, dummyHash: dummy,
 	}, nil
 }
 
 // Handle returns tokens, user.ErrInvalidCredentials for a wrong email or password
-// alike, or a *user.ThrottledError after too many failures for the email or the IP.
+// alike, or a *user.ThrottledError after too many attempts for the email or the IP.
+// The attempt is reserved before the password is checked, so a burst of simultaneous
+// guesses gets no more than the limit evaluated (TestConcurrentWrongLoginsAreBounded);
+// a successful login gives its reservation back, so only failures use up the budget.
 func (h LoginHandler) Handle(ctx context.Context, cmd Login) (Tokens, error) {
 	keys := attemptKeys("login", cmd.Email, cmd.ClientIP)
-	if err := checkThrottle(ctx, h.throttle, keys); err != nil {
+	if err := reserve(ctx, h.throttle, h.limit, keys); err != nil {
 		return Tokens{}, err
 	}
-	u, err := h.users.ByEmail(ctx, cmd.Email)
-	hash := u.PasswordHash()
-	switch {
-	case errors.Is(err, user.ErrNotFound):
-		hash = h.dummyHash
-	case err != nil:
-		return Tokens{}, fmt.Errorf("login: %w", err)
+	u, ok, err := h.check(ctx, cmd)
+	if err != nil || ok {
+		// Success is no guess, and an attempt the server could not evaluate (busy
+		// hasher, database down) must not lock the account out.
+		release(ctx, h.throttle, keys)
 	}
-	ok, verr := h.hasher.Verify(cmd.Password, hash)
-	if verr != nil {
-		return Tokens{}, fmt.Errorf("login: verify: %w", verr)
+	if err != nil {
+		return Tokens{}, err
 	}
-	if err != nil || !ok {
-		if err := h.throttle.Hit(ctx, user.AttemptsWindow, keys...); err != nil {
-			return Tokens{}, fmt.Errorf("login: count attempt: %w", err)
-		}
+	if !ok {
 		return Tokens{}, user.ErrInvalidCredentials
 	}
 
@@ -121,6 +120,24 @@ func (h LoginHandler) Handle(ctx context.Context, cmd Login) (Tokens, error) {
 	return tokens, nil
 }
 
+// check verifies the credentials; an unknown email costs a dummy hash, so it takes as
+// long as a wrong password.
+func (h LoginHandler) check(ctx context.Context, cmd Login) (user.User, bool, error) {
+	u, err := h.users.ByEmail(ctx, cmd.Email)
+	hash := u.PasswordHash()
+	switch {
+	case errors.Is(err, user.ErrNotFound):
+		hash = h.dummyHash
+	case err != nil:
+		return user.User{}, false, fmt.Errorf("login: %w", err)
+	}
+	ok, verr := h.hasher.Verify(cmd.Password, hash)
+	if verr != nil {
+		return user.User{}, false, fmt.Errorf("login: verify: %w", verr)
+	}
+	return u, err == nil && ok, nil
+}
+
 // attemptKeys are the throttle counters of an action: one per email (hashed, so the
 // store holds no addresses) and one per client IP.
 func attemptKeys(action, email, ip string) []string {
@@ -132,8 +149,10 @@ func attemptKeys(action, email, ip string) []string {
 	return keys
 }
 
-func checkThrottle(ctx context.Context, t Throttle, keys []string) error {
-	wait, err := t.Blocked(ctx, user.MaxAttempts, keys...)
+// reserve takes one attempt of limit on every key, or returns a *user.ThrottledError
+// when one of them is used up.
+func reserve(ctx context.Context, t Throttle, limit Limit, keys []string) error {
+	wait, err := t.Reserve(ctx, limit.Max, limit.Window, keys...)
 	if err != nil {
 		return fmt.Errorf("throttle: %w", err)
 	}
@@ -141,6 +160,14 @@ func checkThrottle(ctx context.Context, t Throttle, keys []string) error {
 		return &user.ThrottledError{RetryAfter: wait}
 	}
 	return nil
+}
+
+// release gives a reservation back. It is best effort: failing to release only
+// leaves the attempt counted, which errs on the safe side, so it is only logged.
+func release(ctx context.Context, t Throttle, keys []string) {
+	if err := t.Release(ctx, keys...); err != nil {
+		slog.WarnContext(ctx, "throttle: release attempt", "error", err)
+	}
 }
 
 // newSecret returns an opaque 256-bit token and the hash under which it is stored, so

@@ -17,48 +17,88 @@ type ChangePassword struct {
 	SessionID       string
 	CurrentPassword string
 	NewPassword     string
+	// ClientIP is the caller's address, for per-IP throttling.
+	ClientIP string
 }
 
 // ChangePasswordHandler checks the current password, stores the new hash and ends
-// every other session of the user; the session making the request stays.
+// every other session of the user; the session making the request stays. Attempts
+// are throttled per user and per client IP, so a stolen access token does not make
+// it an unthrottled oracle for the current password.
 type ChangePasswordHandler struct {
 	users    Users
 	sessions Sessions
 	hasher   PasswordHasher
 	revoker  Revoker
+	throttle Throttle
+	limit    Limit
 	now      Clock
 }
 
 // NewChangePasswordHandler wires the use case.
-func NewChangePasswordHandler(users Users, sessions Sessions, hasher PasswordHasher, revoker Revoker, now Clock) ChangePasswordHandler {
-	return ChangePasswordHandler{users: users, sessions: sessions, hasher: hasher, revoker: revoker, now: now}
+func NewChangePasswordHandler(users Users, sessions Sessions, hasher PasswordHasher, revoker Revoker, throttle Throttle,
+	limits Limits, now Clock,
+) ChangePasswordHandler {
+	return ChangePasswordHandler{
+		users: users, sessions: sessions, hasher: hasher, revoker: revoker, throttle: throttle,
+		limit: limits.ChangePassword, now: now,
+	}
 }
 
-// Handle returns a *user.ValidationError for a bad new password and
-// user.ErrInvalidCredentials for a wrong current one.
+// Handle returns a *user.ValidationError for a bad new password,
+// user.ErrInvalidCredentials for a wrong current one and a *user.ThrottledError after
+// too many attempts.
 func (h ChangePasswordHandler) Handle(ctx context.Context, cmd ChangePassword) error {
 	if err := user.ValidatePassword("newPassword", cmd.NewPassword); err != nil {
 		return err
 	}
-	u, err := h.users.ByID(ctx, cmd.UserID)
-	if err != nil {
-		return fmt.Errorf("change password: %w", err)
+	keys := []string{"password:user:" + cmd.UserID}
+	if cmd.ClientIP != "" {
+		keys = append(keys, "password:ip:"+cmd.ClientIP)
 	}
-	ok, err := h.hasher.Verify(cmd.CurrentPassword, u.PasswordHash())
+	if err := reserve(ctx, h.throttle, h.limit, keys); err != nil {
+		return err
+	}
+	ok, err := h.change(ctx, cmd)
+	if err != nil || ok {
+		release(ctx, h.throttle, keys)
+	}
 	if err != nil {
-		return fmt.Errorf("change password: %w", err)
+		return err
 	}
 	if !ok {
 		return user.ErrInvalidCredentials
 	}
+	return nil
+}
+
+// change verifies the current password and, when it matches, stores the new one.
+func (h ChangePasswordHandler) change(ctx context.Context, cmd ChangePassword) (bool, error) {
+	u, err := h.users.ByID(ctx, cmd.UserID)
+	if err != nil {
+		return false, fmt.Errorf("change password: %w", err)
+	}
+	ok, err := h.hasher.Verify(cmd.CurrentPassword, u.PasswordHash())
+	if err != nil || !ok {
+		return false, wrap("change password", err)
+	}
 	hash, err := h.hasher.Hash(cmd.NewPassword)
 	if err != nil {
-		return fmt.Errorf("change password: %w", err)
+		return false, fmt.Errorf("change password: %w", err)
 	}
-	if err := h.users.UpdatePassword(ctx, u.ID(), hash); err != nil {
-		return fmt.Errorf("change password: %w", err)
+	now := h.now()
+	if err := h.users.UpdatePassword(ctx, u.ID(), hash, now); err != nil {
+		return false, fmt.Errorf("change password: %w", err)
 	}
-	return endSessions(ctx, h.sessions, h.revoker, u.ID(), cmd.SessionID, h.now())
+	return true, endSessions(ctx, h.sessions, h.revoker, u.ID(), cmd.SessionID, now)
+}
+
+// wrap prefixes a non-nil error with the use case's name.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 // endSessions revokes every refresh family of the user but keep, and their live
@@ -97,6 +137,7 @@ type ForgotPasswordHandler struct {
 	resets   ResetTokens
 	mailer   Mailer
 	throttle Throttle
+	limit    Limit
 	now      Clock
 	newID    IDGenerator
 	url      ResetURL
@@ -110,10 +151,11 @@ type ForgotPasswordHandler struct {
 
 // NewForgotPasswordHandler wires the use case and its worker.
 func NewForgotPasswordHandler(users Users, requests ResetRequests, resets ResetTokens, mailer Mailer, throttle Throttle,
-	now Clock, newID IDGenerator, url ResetURL, log *slog.Logger,
+	limits Limits, now Clock, newID IDGenerator, url ResetURL, log *slog.Logger,
 ) *ForgotPasswordHandler {
 	return &ForgotPasswordHandler{
-		users: users, requests: requests, resets: resets, mailer: mailer, throttle: throttle, now: now, newID: newID,
+		users: users, requests: requests, resets: resets, mailer: mailer, throttle: throttle, limit: limits.Login,
+		now: now, newID: newID,
 		url: url, log: log, wake: make(chan struct{}, 1), stopOnce: &sync.Once{}, stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
@@ -124,12 +166,8 @@ func (h *ForgotPasswordHandler) Handle(ctx context.Context, cmd ForgotPassword) 
 	if err := user.ValidateEmail(cmd.Email); err != nil {
 		return err
 	}
-	keys := attemptKeys("forgot", cmd.Email, cmd.ClientIP)
-	if err := checkThrottle(ctx, h.throttle, keys); err != nil {
+	if err := reserve(ctx, h.throttle, h.limit, attemptKeys("forgot", cmd.Email, cmd.ClientIP)); err != nil {
 		return err
-	}
-	if err := h.throttle.Hit(ctx, user.AttemptsWindow, keys...); err != nil {
-		return fmt.Errorf("forgot password: %w", err)
 	}
 	r := ResetRequest{ID: h.newID(), Email: user.NormalizeEmail(cmd.Email), RequestedAt: h.now()}
 	if err := h.requests.EnqueueReset(ctx, r); err != nil {
@@ -246,6 +284,8 @@ func resetMail(u user.User, token, url string) Mail {
 type ResetPassword struct {
 	Token       string
 	NewPassword string
+	// ClientIP is the caller's address, for per-IP throttling.
+	ClientIP string
 }
 
 // ResetPasswordHandler redeems a reset token and ends every session of the user.
@@ -254,29 +294,48 @@ type ResetPasswordHandler struct {
 	sessions Sessions
 	hasher   PasswordHasher
 	revoker  Revoker
+	throttle Throttle
+	limit    Limit
 	now      Clock
 }
 
 // NewResetPasswordHandler wires the use case.
-func NewResetPasswordHandler(resets ResetTokens, sessions Sessions, hasher PasswordHasher, revoker Revoker, now Clock) ResetPasswordHandler {
-	return ResetPasswordHandler{resets: resets, sessions: sessions, hasher: hasher, revoker: revoker, now: now}
+func NewResetPasswordHandler(resets ResetTokens, sessions Sessions, hasher PasswordHasher, revoker Revoker,
+	throttle Throttle, limits Limits, now Clock,
+) ResetPasswordHandler {
+	return ResetPasswordHandler{
+		resets: resets, sessions: sessions, hasher: hasher, revoker: revoker, throttle: throttle,
+		limit: limits.Reset, now: now,
+	}
 }
 
-// Handle returns a *user.ValidationError for a bad new password and
-// user.ErrInvalidResetToken for an unknown, used or expired token.
+// Handle returns a *user.ValidationError for a bad new password,
+// user.ErrInvalidResetToken for an unknown, used or expired token and a
+// *user.ThrottledError after too many attempts from the client's IP. The new password
+// is hashed only once the token checked out, so bogus tokens cost no hash.
 func (h ResetPasswordHandler) Handle(ctx context.Context, cmd ResetPassword) error {
 	if err := user.ValidatePassword("newPassword", cmd.NewPassword); err != nil {
 		return err
 	}
+	if cmd.ClientIP != "" {
+		if err := reserve(ctx, h.throttle, h.limit, []string{"reset:ip:" + cmd.ClientIP}); err != nil {
+			return err
+		}
+	}
 	if cmd.Token == "" {
 		return user.ErrInvalidResetToken
+	}
+	now := h.now()
+	tokenHash := HashToken(cmd.Token)
+	if _, err := h.resets.FindReset(ctx, tokenHash, now); err != nil {
+		return err
 	}
 	hash, err := h.hasher.Hash(cmd.NewPassword)
 	if err != nil {
 		return fmt.Errorf("reset password: %w", err)
 	}
-	now := h.now()
-	userID, err := h.resets.Redeem(ctx, HashToken(cmd.Token), hash, now)
+	// Redeem checks the token again, atomically: a concurrent reset may have used it.
+	userID, err := h.resets.Redeem(ctx, tokenHash, hash, h.now())
 	if err != nil {
 		return err
 	}

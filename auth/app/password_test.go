@@ -66,8 +66,13 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+var testLimits = app.Limits{
+	Login: app.Limit{Max: 10, Window: 15 * time.Minute}, Register: app.Limit{Max: 20, Window: 15 * time.Minute},
+	Reset: app.Limit{Max: 10, Window: 15 * time.Minute}, ChangePassword: app.Limit{Max: 10, Window: 15 * time.Minute},
+}
+
 func newForgot(store *memrepo.Store, mailer app.Mailer, c *clock) *app.ForgotPasswordHandler {
-	return app.NewForgotPasswordHandler(store, store, store, mailer, throttle.NewMemory(), c.Now,
+	return app.NewForgotPasswordHandler(store, store, store, mailer, throttle.NewMemory(), testLimits, c.Now,
 		func() string { return uuid.Must(uuid.NewV7()).String() }, "http://x/reset", slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 

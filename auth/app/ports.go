@@ -26,8 +26,9 @@ type Users interface {
 	// case-insensitively ("" for all), ordered by createdAt then id, and the number
 	// of users matching.
 	List(ctx context.Context, nameFilter string, offset, limit int) ([]user.User, int, error)
-	// UpdatePassword replaces the user's password hash, or user.ErrNotFound.
-	UpdatePassword(ctx context.Context, id, passwordHash string) error
+	// UpdatePassword replaces the user's password hash and spends every outstanding
+	// reset token of the user in the same transaction, or returns user.ErrNotFound.
+	UpdatePassword(ctx context.Context, id, passwordHash string, at time.Time) error
 }
 
 // RefreshSession is one stored refresh token. Only its hash is kept; the family ties
@@ -68,10 +69,11 @@ type Sessions interface {
 	// use of the same token, which callers treat as reuse.
 	Rotate(ctx context.Context, oldID string, next RefreshSession, at time.Time) (bool, error)
 	// RevokeFamily revokes every token of the family and returns the access tokens
-	// issued with them that have not expired yet.
+	// issued with them that have not expired yet. It is total: a token that a
+	// concurrent Rotate stores is revoked too, or that Rotate reports false.
 	RevokeFamily(ctx context.Context, familyID string, at time.Time) ([]AccessToken, error)
 	// RevokeUser revokes every family of the user except keepFamily ("" keeps none)
-	// and returns their unexpired access tokens.
+	// and returns their unexpired access tokens; it is total like RevokeFamily.
 	RevokeUser(ctx context.Context, userID, keepFamily string, at time.Time) ([]AccessToken, error)
 }
 
@@ -88,9 +90,13 @@ type ResetToken struct {
 type ResetTokens interface {
 	// CreateReset stores a new reset token.
 	CreateReset(ctx context.Context, t ResetToken) error
-	// Redeem consumes the unexpired, unused token with tokenHash and sets the owner's
-	// password hash, in one transaction, returning the owner's id. Any other token is
-	// user.ErrInvalidResetToken and changes nothing.
+	// FindReset returns the owner of the unexpired, unused token with tokenHash, or
+	// user.ErrInvalidResetToken; it changes nothing.
+	FindReset(ctx context.Context, tokenHash string, at time.Time) (userID string, err error)
+	// Redeem consumes the unexpired, unused token with tokenHash, sets the owner's
+	// password hash and spends the owner's other reset tokens, in one transaction,
+	// returning the owner's id. Any other token is user.ErrInvalidResetToken and
+	// changes nothing.
 	Redeem(ctx context.Context, tokenHash, newPasswordHash string, at time.Time) (userID string, err error)
 }
 
@@ -115,13 +121,36 @@ type ResetRequests interface {
 	DeleteReset(ctx context.Context, id string) error
 }
 
-// Throttle counts failed attempts in shared storage so that every replica sees them.
+// Throttle counts attempts in shared storage so that every replica sees them.
 type Throttle interface {
-	// Blocked reports how long the caller must wait when any key has reached limit
-	// hits within its window, or zero when none has.
-	Blocked(ctx context.Context, limit int, keys ...string) (time.Duration, error)
-	// Hit counts one attempt against each key; a key's window starts at its first hit.
-	Hit(ctx context.Context, window time.Duration, keys ...string) error
+	// Reserve atomically counts one attempt against every key, unless one of them
+	// already holds limit attempts within its window: then it counts nothing and
+	// returns how long the caller must wait. Check and count are one step, so of a
+	// burst of simultaneous callers at most limit get a zero wait. A key's window
+	// starts at its first attempt.
+	Reserve(ctx context.Context, limit int, window time.Duration, keys ...string) (time.Duration, error)
+	// Release takes back one attempt from each key (an attempt that turned out not
+	// to be a guess: a successful login, or one the server could not evaluate).
+	Release(ctx context.Context, keys ...string) error
+}
+
+// Limit is one throttling policy: at most Max attempts per key within Window.
+type Limit struct {
+	Max    int
+	Window time.Duration
+}
+
+// Limits are the throttling policies of the actions a client can repeat to guess a
+// secret or to make the server hash passwords.
+type Limits struct {
+	// Login limits logins per email and per client IP; forgot password shares it.
+	Login Limit
+	// Register limits registrations per client IP.
+	Register Limit
+	// Reset limits password resets per client IP.
+	Reset Limit
+	// ChangePassword limits password changes per user and per client IP.
+	ChangePassword Limit
 }
 
 // Revoker puts access tokens on the revocation list every service checks.
@@ -129,12 +158,18 @@ type Revoker interface {
 	Revoke(ctx context.Context, tokenID string, ttl time.Duration) error
 }
 
-// PasswordHasher hashes and checks passwords with a slow, salted function.
+// PasswordHasher hashes and checks passwords with a slow, salted function. Both
+// methods may return ErrHasherBusy when too many hashes already run.
 type PasswordHasher interface {
 	Hash(password string) (string, error)
 	// Verify reports whether password matches hash.
 	Verify(password, hash string) (bool, error)
 }
+
+// ErrHasherBusy means a password hash could not start within the queue wait because
+// the configured number of hashes were running: the request is answered 503 with
+// Retry-After rather than queued without bound (each hash holds tens of MiB).
+var ErrHasherBusy = errors.New("password hasher busy")
 
 // AccessTokens mints short-lived signed access tokens.
 type AccessTokens interface {

@@ -14,26 +14,37 @@ type Register struct {
 	Name     string
 	Email    string
 	Password string
+	// ClientIP is the caller's address, for per-IP throttling.
+	ClientIP string
 }
 
 // RegisterHandler creates accounts and announces them with newUser (for the other
 // services' local user copies) and newNotif (the welcome notification).
+// Registrations are throttled per client IP: each costs a password hash, and a
+// duplicate answers 409, which tells whether an email has an account.
 type RegisterHandler struct {
-	users  Users
-	hasher PasswordHasher
-	now    Clock
-	newID  IDGenerator
+	users    Users
+	hasher   PasswordHasher
+	throttle Throttle
+	limit    Limit
+	now      Clock
+	newID    IDGenerator
 }
 
 // NewRegisterHandler wires the use case.
-func NewRegisterHandler(users Users, hasher PasswordHasher, now Clock, newID IDGenerator) RegisterHandler {
-	return RegisterHandler{users: users, hasher: hasher, now: now, newID: newID}
+func NewRegisterHandler(users Users, hasher PasswordHasher, throttle Throttle, limits Limits, now Clock, newID IDGenerator) RegisterHandler {
+	return RegisterHandler{users: users, hasher: hasher, throttle: throttle, limit: limits.Register, now: now, newID: newID}
 }
 
 // Handle validates, hashes the password and stores the user with its events.
 func (h RegisterHandler) Handle(ctx context.Context, cmd Register) (user.User, error) {
 	if err := user.ValidateRegistration(cmd.Name, cmd.Email, cmd.Password); err != nil {
 		return user.User{}, err
+	}
+	if cmd.ClientIP != "" {
+		if err := reserve(ctx, h.throttle, h.limit, []string{"register:ip:" + cmd.ClientIP}); err != nil {
+			return user.User{}, err
+		}
 	}
 	hash, err := h.hasher.Hash(cmd.Password)
 	if err != nil {

@@ -57,7 +57,11 @@ func BenchmarkMe(b *testing.B) {
 		}
 	})
 	b.Run("jwt-verify", func(b *testing.B) {
-		v, err := authn.NewVerifier(keys, authn.NewMemoryRevocations())
+		set, err := authn.NewKeySet(signingKey.Public())
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, err := authn.NewVerifier(parties, set, authn.NewMemoryRevocations())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -27,9 +27,24 @@ import (
 	"github.com/bugtracker/bugtracker/platform/servicetest"
 )
 
-const secret = "component-test-secret-0123456789abcdef"
+var (
+	parties = authn.Parties{Issuer: "bugtracker-auth", Audience: "bugtracker"}
+	// signingKey is the component tests' auth key; its PEM is what
+	// AUTH_JWT_PRIVATE_KEY_FILE would hold.
+	signingKey, signingPEM = mustKey()
+)
 
-var keys = authn.Keys{Secret: secret, Issuer: "bugtracker-auth", Audience: "bugtracker"}
+func mustKey() (authn.SigningKey, string) {
+	k, err := authn.GenerateSigningKey()
+	if err != nil {
+		panic(err)
+	}
+	pem, err := authn.MarshalPrivateKeyPEM(k.Private)
+	if err != nil {
+		panic(err)
+	}
+	return k, string(pem)
+}
 
 // harness is one auth service over memory adapters, mailing through the SMTP adapter
 // to a real SMTP server started by the test.
@@ -41,6 +56,13 @@ type harness struct {
 
 func start(t testing.TB) *harness {
 	t.Helper()
+	return startWith(t, nil, nil)
+}
+
+// startWith starts the service with the test's hasher (nil: argon2 with the OWASP
+// minimum) and lets it adjust the configuration.
+func startWith(t testing.TB, hasher service.RawHasher, adjust func(*service.Config)) *harness {
+	t.Helper()
 	smtpServer := mailtest.Start(t)
 	mailer, err := mail.NewSMTP(mail.SMTPConfig{
 		Host: smtpServer.Host, Port: smtpServer.Port, TLS: "none", From: "bugtracker <no-reply@example.com>",
@@ -49,15 +71,22 @@ func start(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	cfg := service.Config{
-		Common:          config.Common{JWTSecret: secret, JWTIssuer: keys.Issuer, JWTAudience: keys.Audience},
+		Common:          config.Common{JWTIssuer: parties.Issuer, JWTAudience: parties.Audience},
+		JWTPrivateKey:   signingPEM,
 		Argon2:          argon2.Params{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
 		AccessTokenTTL:  15 * time.Minute,
 		RefreshTokenTTL: 24 * time.Hour,
 		TrustedProxies:  []string{"127.0.0.1"},
 		ResetURL:        "http://example.com/reset",
 	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	if hasher == nil {
+		hasher = argon2.New(cfg.Argon2)
+	}
 	store := memrepo.New()
-	svc, err := service.BuildForComponentTest(cfg, servicetest.Discard(), store, authn.NewMemoryRevocations(), throttle.NewMemory(), mailer)
+	svc, err := service.BuildForComponentTest(cfg, servicetest.Discard(), store, authn.NewMemoryRevocations(), throttle.NewMemory(), mailer, hasher)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,9 +204,13 @@ func TestRegisterAndLogin(t *testing.T) {
 		t.Fatal("tokens must not be cached")
 	}
 	claims := jwt.MapClaims{}
-	if _, err := jwt.Parse(r.body["accessToken"].(string), func(*jwt.Token) (any, error) { return []byte(secret), nil },
-		jwt.WithValidMethods([]string{"HS256"})); err != nil {
+	parsed, err := jwt.Parse(r.body["accessToken"].(string), func(*jwt.Token) (any, error) { return signingKey.Public(), nil },
+		jwt.WithValidMethods([]string{"EdDSA"}))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if parsed.Header["kid"] != signingKey.ID {
+		t.Fatalf("kid %v, want %s", parsed.Header["kid"], signingKey.ID)
 	}
 	_, _, _ = jwt.NewParser().ParseUnverified(r.body["accessToken"].(string), claims)
 	for _, c := range []string{"sub", "jti", "exp", "iat", "iss", "aud"} {
@@ -247,15 +280,22 @@ func TestValidationAndConflicts(t *testing.T) {
 
 func sign(t *testing.T, method jwt.SigningMethod, key any, mutate func(jwt.MapClaims)) string {
 	t.Helper()
+	return signKid(t, method, key, signingKey.ID, mutate)
+}
+
+func signKid(t *testing.T, method jwt.SigningMethod, key any, kid string, mutate func(jwt.MapClaims)) string {
+	t.Helper()
 	now := time.Now()
 	c := jwt.MapClaims{
-		"sub": "u1", "jti": "j1", "iss": keys.Issuer, "aud": keys.Audience,
+		"sub": "u1", "jti": "j1", "iss": parties.Issuer, "aud": parties.Audience,
 		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix(),
 	}
 	if mutate != nil {
 		mutate(c)
 	}
-	s, err := jwt.NewWithClaims(method, c).SignedString(key)
+	tok := jwt.NewWithClaims(method, c)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,17 +304,21 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, mutate func(jwt.MapCl
 
 func TestAccessTokenVariantsAre401(t *testing.T) {
 	h := start(t)
-	hs := []byte(secret)
+	priv := signingKey.Private
+	stranger, _ := mustKey()
 	tokens := map[string]string{
-		"none":                "",
-		"garbage":             "garbage",
-		"alg none":            sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil),
-		"HS384":               sign(t, jwt.SigningMethodHS384, hs, nil),
-		"wrong key":           sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdefghij"), nil),
-		"expired":             sign(t, jwt.SigningMethodHS256, hs, func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Minute).Unix() }),
-		"wrong audience":      sign(t, jwt.SigningMethodHS256, hs, func(c jwt.MapClaims) { c["aud"] = "elsewhere" }),
-		"wrong issuer":        sign(t, jwt.SigningMethodHS256, hs, func(c jwt.MapClaims) { c["iss"] = "mallory" }),
-		"valid, unknown user": sign(t, jwt.SigningMethodHS256, hs, nil),
+		"none":                      "",
+		"garbage":                   "garbage",
+		"alg none":                  sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, nil),
+		"HS256 with a secret":       sign(t, jwt.SigningMethodHS256, []byte("component-test-secret-0123456789abcdef"), nil),
+		"HS256 with the public key": sign(t, jwt.SigningMethodHS256, []byte(signingKey.Public()), nil),
+		"HS384":                     sign(t, jwt.SigningMethodHS384, []byte("another-secret-0123456789abcdefghij"), nil),
+		"key not in the set":        signKid(t, jwt.SigningMethodEdDSA, stranger.Private, stranger.ID, nil),
+		"stranger's key, our kid":   sign(t, jwt.SigningMethodEdDSA, stranger.Private, nil),
+		"expired":                   sign(t, jwt.SigningMethodEdDSA, priv, func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Minute).Unix() }),
+		"wrong audience":            sign(t, jwt.SigningMethodEdDSA, priv, func(c jwt.MapClaims) { c["aud"] = "elsewhere" }),
+		"wrong issuer":              sign(t, jwt.SigningMethodEdDSA, priv, func(c jwt.MapClaims) { c["iss"] = "mallory" }),
+		"valid, unknown user":       sign(t, jwt.SigningMethodEdDSA, priv, nil),
 	}
 	for name, tok := range tokens {
 		for _, path := range []string{"/api/v1/auth/me", "/api/v1/users", "/api/v1/users/u1"} {

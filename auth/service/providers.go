@@ -12,6 +12,7 @@ import (
 
 	"github.com/bugtracker/bugtracker/auth/adapters/argon2"
 	"github.com/bugtracker/bugtracker/auth/adapters/bunrepo"
+	"github.com/bugtracker/bugtracker/auth/adapters/hashlimit"
 	"github.com/bugtracker/bugtracker/auth/adapters/mail"
 	"github.com/bugtracker/bugtracker/auth/adapters/throttle"
 	"github.com/bugtracker/bugtracker/auth/app"
@@ -44,8 +45,8 @@ func (s *Service) Components() map[string]runner.Component {
 
 // appSet builds the use cases and inbound ports from the ports; both injectors share it.
 var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
-	provideClock, provideIDs, provideHasher, provideAccessTokens, provideRefreshTTL, provideResetURL,
-	wire.FieldsOf(new(Config), "Common"), wiring.ProvideVerifier,
+	provideClock, provideIDs, provideHasher, provideAccessTokens, provideRefreshTTL, provideResetURL, provideLimits,
+	wire.FieldsOf(new(Config), "Common"), provideKeyRing, provideKeySet, provideVerifier,
 	app.NewRegisterHandler, app.NewLoginHandler, app.NewRefreshHandler, app.NewLogoutHandler,
 	app.NewGetUserHandler, app.NewListUsersHandler,
 	app.NewChangePasswordHandler, app.NewForgotPasswordHandler, app.NewResetPasswordHandler,
@@ -56,7 +57,7 @@ var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in
 // infraSet is the production adapters: SQL through bun, events through the outbox to
 // Redis Streams, revocations and throttling in Redis, mail over SMTP or to files.
 var infraSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
-	provideDB, wiring.ProvideRedis, wiring.ProvideRevocations, providePublisher, provideRelay, provideRepo,
+	provideDB, wiring.ProvideRedis, wiring.ProvideRevocations, providePublisher, provideRelay, provideRepo, provideArgon2,
 	provideChecks, provideThrottle, provideMailer,
 	wire.Bind(new(app.Users), new(*bunrepo.Repo)),
 	wire.Bind(new(app.Sessions), new(*bunrepo.Repo)),
@@ -80,7 +81,18 @@ func provideClock() app.Clock { return time.Now }
 
 func provideIDs() app.IDGenerator { return func() string { return uuid.Must(uuid.NewV7()).String() } }
 
-func provideHasher(cfg Config) app.PasswordHasher { return argon2.New(cfg.Argon2) }
+// RawHasher is the password hasher before the concurrency limit: argon2id in
+// production, a test's spy in component tests (which still run it within the limit).
+type RawHasher interface{ app.PasswordHasher }
+
+func provideArgon2(cfg Config) RawHasher { return argon2.New(cfg.Argon2) }
+
+// provideHasher runs the raw hasher within the concurrency limit.
+func provideHasher(raw RawHasher, cfg Config) app.PasswordHasher {
+	return hashlimit.New(raw, cfg.Hash)
+}
+
+func provideLimits(cfg Config) app.Limits { return cfg.Throttle.Limits() }
 
 func provideRefreshTTL(cfg Config) app.RefreshTTL { return app.RefreshTTL(cfg.RefreshTokenTTL) }
 
@@ -96,12 +108,22 @@ func (a accessTokens) Issue(userID, sessionID string, now time.Time) (string, ap
 
 func (a accessTokens) TTL() time.Duration { return a.signer.TTL() }
 
-func provideAccessTokens(cfg Config) (app.AccessTokens, error) {
-	s, err := authn.NewSigner(cfg.JWTKeys(), cfg.AccessTokenTTL)
+func provideKeyRing(cfg Config) (KeyRing, error) { return cfg.KeyRing() }
+
+func provideKeySet(ring KeyRing) authn.KeySet { return ring.Published }
+
+func provideAccessTokens(cfg Config, ring KeyRing) (app.AccessTokens, error) {
+	s, err := authn.NewSigner(ring.Signing, cfg.JWTParties(), cfg.AccessTokenTTL)
 	if err != nil {
 		return nil, err
 	}
 	return accessTokens{s}, nil
+}
+
+// provideVerifier checks access tokens against auth's own published keys: auth
+// never fetches its JWK Set from itself.
+func provideVerifier(cfg Config, keys authn.KeySet, revoked authn.RevocationChecker) (*authn.Verifier, error) {
+	return authn.NewVerifier(cfg.JWTParties(), keys, revoked)
 }
 
 func provideThrottle(client redis.UniversalClient, cfg Config) *throttle.Redis {

@@ -21,9 +21,10 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 }
 
 // BuildForComponentTest assembles the service over in-memory adapters; mailer is
-// the test's (an SMTP adapter pointed at a test server, or a fake).
+// the test's (an SMTP adapter pointed at a test server, or a fake), and so is hasher
+// (argon2, or a spy), which runs within the configured concurrency limit.
 func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, revocations *authn.MemoryRevocations,
-	limits *throttle.Memory, mailer app.Mailer,
+	limits *throttle.Memory, mailer app.Mailer, hasher RawHasher,
 ) (*Service, error) {
 	wire.Build(appSet, memorySet,
 		wire.Bind(new(app.Users), new(*memrepo.Store)),

@@ -44,19 +44,27 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 		return nil, nil, err
 	}
 	repo := provideRepo(db, relay)
-	passwordHasher := provideHasher(cfg)
+	rawHasher := provideArgon2(cfg)
+	passwordHasher := provideHasher(rawHasher, cfg)
+	redis := provideThrottle(universalClient, cfg)
+	limits := provideLimits(cfg)
 	clock := provideClock()
 	idGenerator := provideIDs()
-	registerHandler := app.NewRegisterHandler(repo, passwordHasher, clock, idGenerator)
-	redis := provideThrottle(universalClient, cfg)
-	appAccessTokens, err := provideAccessTokens(cfg)
+	registerHandler := app.NewRegisterHandler(repo, passwordHasher, redis, limits, clock, idGenerator)
+	keyRing, err := provideKeyRing(cfg)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	appAccessTokens, err := provideAccessTokens(cfg, keyRing)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	refreshTTL := provideRefreshTTL(cfg)
-	loginHandler, err := app.NewLoginHandler(repo, repo, passwordHasher, redis, appAccessTokens, clock, idGenerator, refreshTTL)
+	loginHandler, err := app.NewLoginHandler(repo, repo, passwordHasher, redis, limits, appAccessTokens, clock, idGenerator, refreshTTL)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -67,7 +75,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 	logoutHandler := app.NewLogoutHandler(repo, redisRevocations, clock)
 	getUserHandler := app.NewGetUserHandler(repo)
 	listUsersHandler := app.NewListUsersHandler(repo)
-	changePasswordHandler := app.NewChangePasswordHandler(repo, repo, passwordHasher, redisRevocations, clock)
+	changePasswordHandler := app.NewChangePasswordHandler(repo, repo, passwordHasher, redisRevocations, redis, limits, clock)
 	mailer, err := provideMailer(cfg)
 	if err != nil {
 		cleanup2()
@@ -75,8 +83,8 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 		return nil, nil, err
 	}
 	resetURL := provideResetURL(cfg)
-	forgotPasswordHandler := app.NewForgotPasswordHandler(repo, repo, repo, mailer, redis, clock, idGenerator, resetURL, log)
-	resetPasswordHandler := app.NewResetPasswordHandler(repo, repo, passwordHasher, redisRevocations, clock)
+	forgotPasswordHandler := app.NewForgotPasswordHandler(repo, repo, repo, mailer, redis, limits, clock, idGenerator, resetURL, log)
+	resetPasswordHandler := app.NewResetPasswordHandler(repo, repo, passwordHasher, redisRevocations, redis, limits, clock)
 	application := app.Application{
 		Register:       registerHandler,
 		Login:          loginHandler,
@@ -88,13 +96,19 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 		ForgotPassword: forgotPasswordHandler,
 		ResetPassword:  resetPasswordHandler,
 	}
-	verifier, err := wiring.ProvideVerifier(common, redisRevocations)
+	keySet := provideKeySet(keyRing)
+	verifier, err := provideVerifier(cfg, keySet, redisRevocations)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	handlers := http.NewHandlers(application, verifier)
+	handlers, err := http.NewHandlers(application, verifier, keySet)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	v := provideChecks(db, universalClient)
 	runnerHTTP := provideHTTP(cfg, log, handlers, v)
 	service := &Service{
@@ -109,18 +123,24 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 }
 
 // BuildForComponentTest assembles the service over in-memory adapters; mailer is
-// the test's (an SMTP adapter pointed at a test server, or a fake).
-func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, revocations *authn.MemoryRevocations, limits *throttle.Memory, mailer app.Mailer) (*Service, error) {
-	passwordHasher := provideHasher(cfg)
+// the test's (an SMTP adapter pointed at a test server, or a fake), and so is hasher
+// (argon2, or a spy), which runs within the configured concurrency limit.
+func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, revocations *authn.MemoryRevocations, limits *throttle.Memory, mailer app.Mailer, hasher RawHasher) (*Service, error) {
+	passwordHasher := provideHasher(hasher, cfg)
+	appLimits := provideLimits(cfg)
 	clock := provideClock()
 	idGenerator := provideIDs()
-	registerHandler := app.NewRegisterHandler(store, passwordHasher, clock, idGenerator)
-	appAccessTokens, err := provideAccessTokens(cfg)
+	registerHandler := app.NewRegisterHandler(store, passwordHasher, limits, appLimits, clock, idGenerator)
+	keyRing, err := provideKeyRing(cfg)
+	if err != nil {
+		return nil, err
+	}
+	appAccessTokens, err := provideAccessTokens(cfg, keyRing)
 	if err != nil {
 		return nil, err
 	}
 	refreshTTL := provideRefreshTTL(cfg)
-	loginHandler, err := app.NewLoginHandler(store, store, passwordHasher, limits, appAccessTokens, clock, idGenerator, refreshTTL)
+	loginHandler, err := app.NewLoginHandler(store, store, passwordHasher, limits, appLimits, appAccessTokens, clock, idGenerator, refreshTTL)
 	if err != nil {
 		return nil, err
 	}
@@ -128,10 +148,10 @@ func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, r
 	logoutHandler := app.NewLogoutHandler(store, revocations, clock)
 	getUserHandler := app.NewGetUserHandler(store)
 	listUsersHandler := app.NewListUsersHandler(store)
-	changePasswordHandler := app.NewChangePasswordHandler(store, store, passwordHasher, revocations, clock)
+	changePasswordHandler := app.NewChangePasswordHandler(store, store, passwordHasher, revocations, limits, appLimits, clock)
 	resetURL := provideResetURL(cfg)
-	forgotPasswordHandler := app.NewForgotPasswordHandler(store, store, store, mailer, limits, clock, idGenerator, resetURL, log)
-	resetPasswordHandler := app.NewResetPasswordHandler(store, store, passwordHasher, revocations, clock)
+	forgotPasswordHandler := app.NewForgotPasswordHandler(store, store, store, mailer, limits, appLimits, clock, idGenerator, resetURL, log)
+	resetPasswordHandler := app.NewResetPasswordHandler(store, store, passwordHasher, revocations, limits, appLimits, clock)
 	application := app.Application{
 		Register:       registerHandler,
 		Login:          loginHandler,
@@ -143,12 +163,15 @@ func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, r
 		ForgotPassword: forgotPasswordHandler,
 		ResetPassword:  resetPasswordHandler,
 	}
-	common := cfg.Common
-	verifier, err := wiring.ProvideVerifier(common, revocations)
+	keySet := provideKeySet(keyRing)
+	verifier, err := provideVerifier(cfg, keySet, revocations)
 	if err != nil {
 		return nil, err
 	}
-	handlers := http.NewHandlers(application, verifier)
+	handlers, err := http.NewHandlers(application, verifier, keySet)
+	if err != nil {
+		return nil, err
+	}
 	v := provideNoChecks()
 	runnerHTTP := provideHTTP(cfg, log, handlers, v)
 	service := &Service{

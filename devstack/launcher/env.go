@@ -1,8 +1,11 @@
 package launcher
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -92,6 +95,7 @@ func ApplyDefaults(env Env, dataDir string, services []string) {
 	env.SetDefault("AUTH_DATABASE_URL", "sqlite://"+filepath.Join(dataDir, "auth.db"))
 	env.SetDefault("AUTH_MAIL_DIR", filepath.Join(dataDir, "mail"))
 	env.SetDefault("AUTH_HTTP_ADDR", "127.0.0.1:8081")
+	env.SetDefault("JWT_JWKS_URL", BaseURL(env["AUTH_HTTP_ADDR"])+"/api/v1/auth/jwks.json")
 	env.SetDefault("NOTIF_HTTP_ADDR", "127.0.0.1:8084")
 	env.SetDefault("NOTIF_MONGO_DATABASE", "notif")
 	env.SetDefault("GATEWAY_ADDR", ":8080")
@@ -157,6 +161,43 @@ func LoadOrCreateSecret(path string) (string, error) {
 	}
 
 	return secret, nil
+}
+
+// EnsureSigningKey makes sure path holds a PEM Ed25519 private key (PKCS #8, what
+// `openssl genpkey -algorithm ed25519` writes): an existing "PRIVATE KEY" block is
+// kept, so tokens survive a restart; a missing or empty file gets a new key, mode
+// 0600. Auth itself checks the key when it starts.
+func EnsureSigningKey(path string) error {
+	b, err := os.ReadFile(path) //nolint:gosec // the path is the launcher's own data directory
+
+	switch {
+	case err == nil:
+		if block, _ := pem.Decode(b); block != nil && block.Type == "PRIVATE KEY" {
+			return nil
+		}
+
+		if strings.TrimSpace(string(b)) != "" {
+			return fmt.Errorf("signing key %s: not a PEM private key (delete it to generate a new one)", path)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("read signing key %s: %w", path, err)
+	}
+
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("generate signing key: %w", err)
+	}
+
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return fmt.Errorf("encode signing key: %w", err)
+	}
+
+	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return fmt.Errorf("write signing key %s: %w", path, err)
+	}
+
+	return nil
 }
 
 // writeFileAtomic writes data to a temporary file next to path and renames

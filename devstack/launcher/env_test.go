@@ -1,7 +1,10 @@
 package launcher_test
 
 import (
+	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"slices"
@@ -126,5 +129,48 @@ func TestAddrVarAndBaseURL(t *testing.T) {
 		if got := launcher.BaseURL(addr); got != want {
 			t.Errorf("BaseURL(%q) = %q, want %q", addr, got, want)
 		}
+	}
+}
+
+func TestEnsureSigningKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), launcher.DevSigningKeyFile)
+	if err := launcher.EnsureSigningKey(path); err != nil {
+		t.Fatal(err)
+	}
+
+	first, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	block, _ := pem.Decode(first)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		t.Fatalf("not a PEM private key: %q", first)
+	}
+
+	if key, err := x509.ParsePKCS8PrivateKey(block.Bytes); err != nil {
+		t.Fatal(err)
+	} else if _, ok := key.(ed25519.PrivateKey); !ok {
+		t.Fatalf("key is %T, want Ed25519", key)
+	}
+
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+
+	if err := launcher.EnsureSigningKey(path); err != nil {
+		t.Fatal(err)
+	}
+
+	if again, _ := os.ReadFile(path); string(again) != string(first) {
+		t.Error("an existing key was replaced")
+	}
+
+	if err := os.WriteFile(path, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := launcher.EnsureSigningKey(path); err == nil {
+		t.Error("a file that is not a key was accepted (or silently overwritten)")
 	}
 }

@@ -28,6 +28,8 @@ const (
 	DefaultRedisAddr    = "127.0.0.1:0"
 	DefaultFerretAddr   = "127.0.0.1:0"
 	DefaultReadyTimeout = 60 * time.Second
+	// DevSigningKeyFile is the development access-token key under the data directory.
+	DevSigningKeyFile = "dev-jwt-ed25519.pem"
 )
 
 // Options configure [Run].
@@ -136,7 +138,7 @@ func Run(ctx context.Context, opts Options) error {
 		logger.Info("embedded FerretDB started", "uri", uri, "sqlite_dir", sqliteDir)
 	}
 
-	for name, file := range map[string]string{"JWT_SECRET": "dev-jwt-secret", "CURSOR_SECRET": "dev-cursor-secret"} { //nolint:gosec // file names, not credentials
+	for name, file := range map[string]string{"CURSOR_SECRET": "dev-cursor-secret"} { //nolint:gosec // file names, not credentials
 		if env.IsSet(name) {
 			continue
 		}
@@ -147,6 +149,17 @@ func Run(ctx context.Context, opts Options) error {
 		}
 
 		env[name] = secret
+	}
+
+	// Auth signs access tokens with a development Ed25519 key; the other services
+	// fetch its public half from auth's JWK Set (JWT_JWKS_URL, set by ApplyDefaults).
+	if !env.IsSet("AUTH_JWT_PRIVATE_KEY_FILE") {
+		path := filepath.Join(dataDir, DevSigningKeyFile)
+		if err := EnsureSigningKey(path); err != nil {
+			return err
+		}
+
+		env["AUTH_JWT_PRIVATE_KEY_FILE"] = path
 	}
 
 	ApplyDefaults(env, dataDir, services)

@@ -32,7 +32,7 @@ var fakeServices = []string{"auth", "notif", "gateway"}
 
 // reportedVars are the variables a fake service prints, one per line.
 var reportedVars = []string{
-	"REDIS_URL", "NOTIF_MONGO_URI", "NOTIF_MONGO_DATABASE", "JWT_SECRET", "CURSOR_SECRET",
+	"REDIS_URL", "NOTIF_MONGO_URI", "NOTIF_MONGO_DATABASE", "AUTH_JWT_PRIVATE_KEY_FILE", "JWT_JWKS_URL", "CURSOR_SECRET",
 	"AUTH_DATABASE_URL", "GATEWAY_AUTH_URL", "GATEWAY_NOTIF_URL", "LOG_LEVEL",
 }
 
@@ -242,9 +242,11 @@ func TestRunStartsStackAndStopsOnCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	jwtFile, err := os.ReadFile(filepath.Join(absData, "dev-jwt-secret"))
+	keyPath := filepath.Join(absData, launcher.DevSigningKeyFile)
+
+	keyFile, err := os.ReadFile(keyPath)
 	if err != nil {
-		t.Fatalf("JWT secret file: %v", err)
+		t.Fatalf("signing key file: %v", err)
 	}
 
 	cursorFile, err := os.ReadFile(filepath.Join(absData, "dev-cursor-secret"))
@@ -253,13 +255,14 @@ func TestRunStartsStackAndStopsOnCancel(t *testing.T) {
 	}
 
 	checks := map[string]string{
-		"JWT_SECRET":           strings.TrimSpace(string(jwtFile)),
-		"CURSOR_SECRET":        strings.TrimSpace(string(cursorFile)),
-		"AUTH_DATABASE_URL":    "sqlite://" + filepath.Join(absData, "auth.db"),
-		"NOTIF_MONGO_DATABASE": "notif",
-		"GATEWAY_AUTH_URL":     "http://" + env["AUTH_HTTP_ADDR"],
-		"GATEWAY_NOTIF_URL":    "http://" + env["NOTIF_HTTP_ADDR"],
-		"LOG_LEVEL":            "debug",
+		"AUTH_JWT_PRIVATE_KEY_FILE": keyPath,
+		"JWT_JWKS_URL":              "http://" + env["AUTH_HTTP_ADDR"] + "/api/v1/auth/jwks.json",
+		"CURSOR_SECRET":             strings.TrimSpace(string(cursorFile)),
+		"AUTH_DATABASE_URL":         "sqlite://" + filepath.Join(absData, "auth.db"),
+		"NOTIF_MONGO_DATABASE":      "notif",
+		"GATEWAY_AUTH_URL":          "http://" + env["AUTH_HTTP_ADDR"],
+		"GATEWAY_NOTIF_URL":         "http://" + env["NOTIF_HTTP_ADDR"],
+		"LOG_LEVEL":                 "debug",
 	}
 
 	for name, want := range checks {
@@ -270,8 +273,8 @@ func TestRunStartsStackAndStopsOnCancel(t *testing.T) {
 		}
 	}
 
-	if len(checks["JWT_SECRET"]) != 64 || checks["JWT_SECRET"] == checks["CURSOR_SECRET"] {
-		t.Errorf("secrets look wrong: JWT %q, cursor %q", checks["JWT_SECRET"], checks["CURSOR_SECRET"])
+	if !strings.HasPrefix(string(keyFile), "-----BEGIN PRIVATE KEY-----") || len(checks["CURSOR_SECRET"]) != 64 {
+		t.Errorf("secrets look wrong: key %q, cursor %q", keyFile, checks["CURSOR_SECRET"])
 	}
 
 	opCtx, opCancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -353,16 +356,20 @@ func TestRunStartsStackAndStopsOnCancel(t *testing.T) {
 
 	got2 := out2.String()
 	checks2 := map[string]string{
-		"JWT_SECRET":      checks["JWT_SECRET"],
-		"CURSOR_SECRET":   "preset",
-		"REDIS_URL":       "redis://127.0.0.1:1/0",
-		"NOTIF_MONGO_URI": "mongodb://127.0.0.1:1/",
+		"AUTH_JWT_PRIVATE_KEY_FILE": keyPath,
+		"CURSOR_SECRET":             "preset",
+		"REDIS_URL":                 "redis://127.0.0.1:1/0",
+		"NOTIF_MONGO_URI":           "mongodb://127.0.0.1:1/",
 	}
 
 	for name, want := range checks2 {
 		if v := reported(t, got2, "notif", name); v != want {
 			t.Errorf("second run: notif saw %s=%q, want %q", name, v, want)
 		}
+	}
+
+	if again, _ := os.ReadFile(keyPath); string(again) != string(keyFile) {
+		t.Error("a second start replaced the development signing key")
 	}
 }
 

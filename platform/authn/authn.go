@@ -1,9 +1,13 @@
-// Package authn issues and verifies the HS256 access tokens every service accepts, and
-// asks a revocation port whether a token was revoked (logout, password change).
+// Package authn issues and verifies the EdDSA (Ed25519) access tokens every service
+// accepts, and asks a revocation port whether a token was revoked (logout, password
+// change). Only auth holds a private key; every other service verifies with public
+// keys from a JWK Set (a file, or auth's GET /api/v1/auth/jwks.json), so no service
+// but auth can mint a token.
 package authn
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -18,23 +22,19 @@ import (
 	"github.com/bugtracker/bugtracker/platform/problem"
 )
 
-// algorithm is pinned: tokens signed any other way (alg none, RS256 with an HMAC key
-// confusion) are rejected before their signature is even looked at.
-const algorithm = "HS256"
+// algorithm is pinned: tokens signed any other way (alg none, HS256 made with any
+// secret, RS256) are rejected before their signature is even looked at.
+const algorithm = "EdDSA"
 
-// Keys holds what both signer and verifier must agree on.
-type Keys struct {
-	Secret   string
+// Parties are the issuer and audience both signer and verifier agree on.
+type Parties struct {
 	Issuer   string
 	Audience string
 }
 
-// Validate rejects keys that cannot protect anything.
-func (k Keys) Validate() error {
-	if len(k.Secret) < 32 {
-		return errors.New("authn: secret must be at least 32 bytes")
-	}
-	if k.Issuer == "" || k.Audience == "" {
+// Validate rejects empty names.
+func (p Parties) Validate() error {
+	if p.Issuer == "" || p.Audience == "" {
 		return errors.New("authn: issuer and audience are required")
 	}
 	return nil
@@ -80,19 +80,23 @@ var ErrInvalidToken = errors.New("invalid access token")
 
 // Signer mints access tokens. Only the auth service uses it outside tests.
 type Signer struct {
-	keys Keys
-	ttl  time.Duration
+	key     SigningKey
+	parties Parties
+	ttl     time.Duration
 }
 
-// NewSigner returns a signer of tokens valid for ttl.
-func NewSigner(keys Keys, ttl time.Duration) (*Signer, error) {
-	if err := keys.Validate(); err != nil {
+// NewSigner returns a signer of tokens valid for ttl, with key's id as their kid.
+func NewSigner(key SigningKey, parties Parties, ttl time.Duration) (*Signer, error) {
+	if err := parties.Validate(); err != nil {
 		return nil, err
+	}
+	if len(key.Private) != ed25519.PrivateKeySize || key.ID == "" {
+		return nil, errors.New("authn: an Ed25519 signing key is required")
 	}
 	if ttl <= 0 {
 		return nil, errors.New("authn: token lifetime must be positive")
 	}
-	return &Signer{keys: keys, ttl: ttl}, nil
+	return &Signer{key: key, parties: parties, ttl: ttl}, nil
 }
 
 // TTL is the lifetime of the tokens this signer issues.
@@ -112,41 +116,53 @@ func (s *Signer) Issue(userID, sessionID string, now time.Time) (token string, p
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   userID,
 			ID:        p.TokenID,
-			Issuer:    s.keys.Issuer,
-			Audience:  jwt.ClaimStrings{s.keys.Audience},
+			Issuer:    s.parties.Issuer,
+			Audience:  jwt.ClaimStrings{s.parties.Audience},
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(p.ExpiresAt),
 		},
 		SessionID: sessionID,
 	}
-	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(s.keys.Secret))
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	t.Header["kid"] = s.key.ID
+	token, err = t.SignedString(s.key.Private)
 	if err != nil {
 		return "", Principal{}, fmt.Errorf("authn: sign: %w", err)
 	}
 	return token, p, nil
 }
 
-// Verifier checks access tokens: algorithm, signature, expiry, issuer, audience and
-// revocation.
+// Verifier checks access tokens: algorithm, key id, signature, expiry, issuer,
+// audience and revocation.
 type Verifier struct {
-	keys    Keys
+	keys    KeySource
 	parser  *jwt.Parser
 	revoked RevocationChecker
 	// verified caches successful signature and claim checks by the exact token
-	// string, so a client's repeated requests skip parsing; expiry is rechecked on
-	// every hit and revocation is always asked.
-	verified *expirable.LRU[string, Principal]
+	// string, so a client's repeated requests skip the signature check; expiry is
+	// rechecked on every hit, the key must still be in the set (a key rotated out
+	// takes its tokens with it), and revocation is always asked.
+	verified *expirable.LRU[string, verifiedToken]
 	// now is the verifier's clock; tests move it.
 	now func() time.Time
+}
+
+// verifiedToken is a cache entry: the principal and the key that signed the token.
+type verifiedToken struct {
+	Principal
+	kid string
 }
 
 // verifiedCacheTTL bounds how long a verified token is remembered.
 const verifiedCacheTTL = time.Minute
 
-// NewVerifier returns a verifier; revoked may not be nil.
-func NewVerifier(keys Keys, revoked RevocationChecker) (*Verifier, error) {
-	if err := keys.Validate(); err != nil {
+// NewVerifier returns a verifier of tokens signed by keys; revoked may not be nil.
+func NewVerifier(parties Parties, keys KeySource, revoked RevocationChecker) (*Verifier, error) {
+	if err := parties.Validate(); err != nil {
 		return nil, err
+	}
+	if keys == nil {
+		return nil, errors.New("authn: a key source is required")
 	}
 	if revoked == nil {
 		return nil, errors.New("authn: a revocation checker is required")
@@ -157,11 +173,11 @@ func NewVerifier(keys Keys, revoked RevocationChecker) (*Verifier, error) {
 		jwt.WithValidMethods([]string{algorithm}),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
-		jwt.WithIssuer(keys.Issuer),
-		jwt.WithAudience(keys.Audience),
+		jwt.WithIssuer(parties.Issuer),
+		jwt.WithAudience(parties.Audience),
 	)
 	v.revoked = revoked
-	v.verified = expirable.NewLRU[string, Principal](50_000, nil, verifiedCacheTTL)
+	v.verified = expirable.NewLRU[string, verifiedToken](50_000, nil, verifiedCacheTTL)
 	return v, nil
 }
 
@@ -169,16 +185,22 @@ func NewVerifier(keys Keys, revoked RevocationChecker) (*Verifier, error) {
 // wrapping ErrInvalidToken for a bad token, and another error when the revocation
 // store cannot answer.
 func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) {
-	p, ok := v.verified.Get(token)
-	if !ok || !v.now().Before(p.ExpiresAt) {
+	vt, ok := v.verified.Get(token)
+	if ok && v.now().Before(vt.ExpiresAt) {
+		if _, err := v.keys.PublicKey(ctx, vt.kid); err != nil {
+			v.verified.Remove(token)
+			return Principal{}, keyError(err)
+		}
+	} else {
 		var err error
-		if p, err = v.parse(token); err != nil {
+		if vt, err = v.parse(ctx, token); err != nil {
 			return Principal{}, err
 		}
 		// Callers may pass a string backed by a reused buffer (fasthttp's zero-copy
 		// header values): the cache keeps its own copy.
-		v.verified.Add(strings.Clone(token), p)
+		v.verified.Add(strings.Clone(token), vt)
 	}
+	p := vt.Principal
 	revoked, err := v.revoked.IsRevoked(ctx, p.TokenID)
 	if err != nil {
 		return Principal{}, fmt.Errorf("authn: revocation check: %w", err)
@@ -189,19 +211,43 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Principal, error) 
 	return p, nil
 }
 
-// parse checks the token's algorithm, signature and claims.
-func (v *Verifier) parse(token string) (Principal, error) {
+// keyError maps a key source's answer: an unknown key is a bad token (401), anything
+// else is an outage of the source.
+func keyError(err error) error {
+	if errors.Is(err, ErrUnknownKey) {
+		return fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	return fmt.Errorf("authn: key source: %w", err)
+}
+
+// parse checks the token's algorithm, key id, signature and claims.
+func (v *Verifier) parse(ctx context.Context, token string) (verifiedToken, error) {
 	var c claims
-	_, err := v.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) {
-		return []byte(v.keys.Secret), nil
+	var kid string
+	var keyErr error
+	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		kid, _ = t.Header["kid"].(string)
+		if kid == "" {
+			return nil, errors.New("no kid")
+		}
+		key, err := v.keys.PublicKey(ctx, kid)
+		if err != nil {
+			keyErr = err
+			return nil, err
+		}
+		return key, nil
 	})
+	if keyErr != nil {
+		return verifiedToken{}, keyError(keyErr)
+	}
 	if err != nil {
-		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return verifiedToken{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if c.Subject == "" || c.ID == "" {
-		return Principal{}, fmt.Errorf("%w: sub and jti are required", ErrInvalidToken)
+		return verifiedToken{}, fmt.Errorf("%w: sub and jti are required", ErrInvalidToken)
 	}
-	return Principal{UserID: c.Subject, TokenID: c.ID, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt.Time}, nil
+	p := Principal{UserID: c.Subject, TokenID: c.ID, SessionID: c.SessionID, ExpiresAt: c.ExpiresAt.Time}
+	return verifiedToken{Principal: p, kid: kid}, nil
 }
 
 type principalKey struct{}

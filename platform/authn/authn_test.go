@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/hex"
@@ -21,11 +22,59 @@ import (
 	"github.com/bugtracker/bugtracker/platform/testenv"
 )
 
-var keys = Keys{Secret: "0123456789abcdef0123456789abcdef", Issuer: "bugtracker-auth", Audience: "bugtracker"}
+var (
+	parties = Parties{Issuer: "bugtracker-auth", Audience: "bugtracker"}
+	testKey = mustKey()
+	keySet  = mustSet(testKey.Public())
+)
+
+func mustKey() SigningKey {
+	k, err := GenerateSigningKey()
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+func mustSet(keys ...ed25519.PublicKey) KeySet {
+	s, err := NewKeySet(keys...)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func newSigner(t testing.TB, key SigningKey, ttl time.Duration) *Signer {
+	t.Helper()
+	s, err := NewSigner(key, parties, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newVerifier(t testing.TB, keys KeySource, revs RevocationChecker) *Verifier {
+	t.Helper()
+	v, err := NewVerifier(parties, keys, revs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
 
 func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.RegisteredClaims) string {
 	t.Helper()
-	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	return signKid(t, method, key, testKey.ID, claims)
+}
+
+// signKid signs claims with the given kid header ("" for none).
+func signKid(t *testing.T, method jwt.SigningMethod, key any, kid string, claims jwt.RegisteredClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,18 +84,15 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.Registered
 func validClaims() jwt.RegisteredClaims {
 	now := time.Now()
 	return jwt.RegisteredClaims{
-		Subject: "u1", ID: "jti-1", Issuer: keys.Issuer, Audience: jwt.ClaimStrings{keys.Audience},
+		Subject: "u1", ID: "jti-1", Issuer: parties.Issuer, Audience: jwt.ClaimStrings{parties.Audience},
 		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Minute)),
 	}
 }
 
 func TestVerifierRejectsBadTokens(t *testing.T) {
 	revs := NewMemoryRevocations()
-	v, err := NewVerifier(keys, revs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, _ := NewSigner(keys, 15*time.Minute)
+	v := newVerifier(t, keySet, revs)
+	signer := newSigner(t, testKey, 15*time.Minute)
 	good, p, err := signer.Issue("u1", "s1", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -57,25 +103,33 @@ func TestVerifierRejectsBadTokens(t *testing.T) {
 	}
 
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
-	hs := []byte(keys.Secret)
+	stranger := mustKey()
 	mutate := func(f func(*jwt.RegisteredClaims)) string {
 		c := validClaims()
 		f(&c)
-		return sign(t, jwt.SigningMethodHS256, hs, c)
+		return sign(t, jwt.SigningMethodEdDSA, testKey.Private, c)
 	}
 	none := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, validClaims())
 	cases := map[string]string{
-		"alg none":       none,
-		"HS512":          sign(t, jwt.SigningMethodHS512, hs, validClaims()),
-		"RS256":          sign(t, jwt.SigningMethodRS256, rsaKey, validClaims()),
-		"wrong key":      sign(t, jwt.SigningMethodHS256, []byte("ffffffffffffffffffffffffffffffff"), validClaims()),
-		"expired":        mutate(func(c *jwt.RegisteredClaims) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Second)) }),
-		"no expiry":      mutate(func(c *jwt.RegisteredClaims) { c.ExpiresAt = nil }),
-		"wrong issuer":   mutate(func(c *jwt.RegisteredClaims) { c.Issuer = "evil" }),
-		"wrong audience": mutate(func(c *jwt.RegisteredClaims) { c.Audience = jwt.ClaimStrings{"other"} }),
-		"no subject":     mutate(func(c *jwt.RegisteredClaims) { c.Subject = "" }),
-		"no jti":         mutate(func(c *jwt.RegisteredClaims) { c.ID = "" }),
-		"garbage":        "not.a.token",
+		"alg none": none,
+		// HS256 made with any secret, including the public key itself (the classic
+		// algorithm confusion), a guessable one, and the old dev secret's shape.
+		"HS256 with the public key": sign(t, jwt.SigningMethodHS256, []byte(testKey.Public()), validClaims()),
+		"HS256 with a secret":       sign(t, jwt.SigningMethodHS256, []byte("0123456789abcdef0123456789abcdef"), validClaims()),
+		"HS256 without kid":         signKid(t, jwt.SigningMethodHS256, []byte("secret"), "", validClaims()),
+		"HS512":                     sign(t, jwt.SigningMethodHS512, []byte("0123456789abcdef0123456789abcdef"), validClaims()),
+		"RS256":                     sign(t, jwt.SigningMethodRS256, rsaKey, validClaims()),
+		"key not in the set":        signKid(t, jwt.SigningMethodEdDSA, stranger.Private, stranger.ID, validClaims()),
+		"stranger's key, our kid":   sign(t, jwt.SigningMethodEdDSA, stranger.Private, validClaims()),
+		"no kid":                    signKid(t, jwt.SigningMethodEdDSA, testKey.Private, "", validClaims()),
+		"tampered payload":          good[:len(good)-10] + "AAAAAAAAAA",
+		"expired":                   mutate(func(c *jwt.RegisteredClaims) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Second)) }),
+		"no expiry":                 mutate(func(c *jwt.RegisteredClaims) { c.ExpiresAt = nil }),
+		"wrong issuer":              mutate(func(c *jwt.RegisteredClaims) { c.Issuer = "evil" }),
+		"wrong audience":            mutate(func(c *jwt.RegisteredClaims) { c.Audience = jwt.ClaimStrings{"other"} }),
+		"no subject":                mutate(func(c *jwt.RegisteredClaims) { c.Subject = "" }),
+		"no jti":                    mutate(func(c *jwt.RegisteredClaims) { c.ID = "" }),
+		"garbage":                   "not.a.token",
 	}
 	for name, tok := range cases {
 		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, ErrInvalidToken) {
@@ -94,8 +148,8 @@ func TestVerifierRejectsBadTokens(t *testing.T) {
 // TestMiddlewareKeepsUsersApart alternates two users' tokens through a Fiber app:
 // fasthttp reuses header buffers, so anything cached from a request must be copied.
 func TestMiddlewareKeepsUsersApart(t *testing.T) {
-	v, _ := NewVerifier(keys, NewMemoryRevocations())
-	signer, _ := NewSigner(keys, time.Minute)
+	v := newVerifier(t, keySet, NewMemoryRevocations())
+	signer := newSigner(t, testKey, time.Minute)
 	app := fiber.New()
 	app.Get("/me", v.Middleware(), func(c *fiber.Ctx) error {
 		p, _ := PrincipalFrom(c)
@@ -128,8 +182,8 @@ func TestMiddlewareKeepsUsersApart(t *testing.T) {
 }
 
 func TestMiddleware(t *testing.T) {
-	v, _ := NewVerifier(keys, NewMemoryRevocations())
-	signer, _ := NewSigner(keys, time.Minute)
+	v := newVerifier(t, keySet, NewMemoryRevocations())
+	signer := newSigner(t, testKey, time.Minute)
 	tok, _, _ := signer.Issue("u42", "s42", time.Now())
 	app := fiber.New()
 	app.Get("/me", v.Middleware(), func(c *fiber.Ctx) error {
@@ -237,8 +291,8 @@ func TestRedisRevocationSeenByOtherInstanceWithinOneSecond(t *testing.T) {
 // token or hides a revocation.
 func TestCachedTokenStillExpiresAndRevokes(t *testing.T) {
 	revs := NewMemoryRevocations()
-	v, _ := NewVerifier(keys, revs)
-	signer, _ := NewSigner(keys, time.Minute)
+	v := newVerifier(t, keySet, revs)
+	signer := newSigner(t, testKey, time.Minute)
 	tok, p, _ := signer.Issue("u1", "s1", time.Now())
 	ctx := context.Background()
 	if _, err := v.Verify(ctx, tok); err != nil {
@@ -262,14 +316,14 @@ func TestCachedTokenStillExpiresAndRevokes(t *testing.T) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	v, _ := NewVerifier(keys, NewMemoryRevocations())
-	signer, _ := NewSigner(keys, 15*time.Minute)
+	v := newVerifier(b, keySet, NewMemoryRevocations())
+	signer := newSigner(b, testKey, 15*time.Minute)
 	tok, _, _ := signer.Issue("u1", "s1", time.Now())
 	ctx := context.Background()
 	b.Run("first-sight", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := v.parse(tok); err != nil {
+			if _, err := v.parse(ctx, tok); err != nil {
 				b.Fatal(err)
 			}
 		}

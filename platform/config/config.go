@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -86,8 +87,13 @@ type Common struct {
 	RedisPrefix string `env:"REDIS_PREFIX" envDefault:"bugtracker:"`
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s"`
-	// JWTSecret is the HS256 key access tokens are signed with; there is no default.
-	JWTSecret string `env:"JWT_SECRET,required,notEmpty"`
+	// JWTJWKSURL is where auth serves its JWK Set (the public keys of access
+	// tokens), fetched on first need, on an unknown kid (at most every 10 s) and every
+	// 5 minutes. Services other than auth set it or JWTPublicKeys.
+	JWTJWKSURL string `env:"JWT_JWKS_URL"`
+	// JWTPublicKeys is a JWK Set (the JSON auth serves at /api/v1/auth/jwks.json),
+	// read from the file JWT_PUBLIC_KEYS_FILE names; it wins over JWT_JWKS_URL.
+	JWTPublicKeys string `env:"JWT_PUBLIC_KEYS_FILE,file"`
 	// JWTIssuer is the expected `iss` claim.
 	JWTIssuer string `env:"JWT_ISSUER" envDefault:"bugtracker-auth"`
 	// JWTAudience is the expected `aud` claim.
@@ -99,8 +105,15 @@ func (c Common) Validate() error {
 	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
-	if len(c.JWTSecret) < 32 {
-		return errors.New("JWT_SECRET: must be at least 32 characters")
+	if c.JWTPublicKeys != "" {
+		if _, err := authn.ParseJWKS([]byte(c.JWTPublicKeys)); err != nil {
+			return fmt.Errorf("JWT_PUBLIC_KEYS_FILE: %w", err)
+		}
+	}
+	if c.JWTJWKSURL != "" {
+		if u, err := url.Parse(c.JWTJWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return errors.New("JWT_JWKS_URL: must be an http(s) URL")
+		}
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("SHUTDOWN_TIMEOUT: must be positive")
@@ -117,7 +130,20 @@ func (c Common) Level() slog.Level {
 // Grace is how long a graceful stop may take.
 func (c Common) Grace() time.Duration { return c.ShutdownTimeout }
 
-// JWTKeys are the signing and verification settings of access tokens.
-func (c Common) JWTKeys() authn.Keys {
-	return authn.Keys{Secret: c.JWTSecret, Issuer: c.JWTIssuer, Audience: c.JWTAudience}
+// JWTParties are the issuer and audience of access tokens.
+func (c Common) JWTParties() authn.Parties {
+	return authn.Parties{Issuer: c.JWTIssuer, Audience: c.JWTAudience}
+}
+
+// JWTKeySource is where the verifier finds the public keys of access tokens: the
+// JWK Set file when one is configured, else auth's JWKS URL. Auth itself uses its
+// own keys and needs neither.
+func (c Common) JWTKeySource() (authn.KeySource, error) {
+	switch {
+	case c.JWTPublicKeys != "":
+		return authn.ParseJWKS([]byte(c.JWTPublicKeys))
+	case c.JWTJWKSURL != "":
+		return authn.NewRemoteKeys(c.JWTJWKSURL), nil
+	}
+	return nil, errors.New("config: JWT_JWKS_URL or JWT_PUBLIC_KEYS_FILE is required to verify access tokens")
 }

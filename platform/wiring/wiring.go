@@ -32,7 +32,12 @@ func ProvideRevocations(client redis.UniversalClient, c config.Common) *authn.Re
 	return authn.NewRedisRevocations(client, c.RedisPrefix)
 }
 
-// ProvideVerifier checks access tokens with the shared JWT settings.
+// ProvideVerifier checks access tokens with the shared JWT settings: EdDSA only, with
+// the public keys of JWT_PUBLIC_KEYS_FILE or fetched from JWT_JWKS_URL.
 func ProvideVerifier(c config.Common, revoked authn.RevocationChecker) (*authn.Verifier, error) {
-	return authn.NewVerifier(c.JWTKeys(), revoked)
+	keys, err := c.JWTKeySource()
+	if err != nil {
+		return nil, err
+	}
+	return authn.NewVerifier(c.JWTParties(), keys, revoked)
 }

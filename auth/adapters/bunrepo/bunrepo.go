@@ -51,6 +51,18 @@ type sessionRow struct {
 	AccessExpiresAt time.Time  `bun:"access_expires_at"`
 }
 
+// familyRow is the lock both Rotate and revocations take first (see
+// sessionFamiliesV3).
+type familyRow struct {
+	bun.BaseModel `bun:"table:session_families"`
+
+	ID         string     `bun:"id,pk"`
+	UserID     string     `bun:"user_id"`
+	CreatedAt  time.Time  `bun:"created_at"`
+	LastUsedAt time.Time  `bun:"last_used_at"`
+	RevokedAt  *time.Time `bun:"revoked_at"`
+}
+
 type resetRow struct {
 	bun.BaseModel `bun:"table:password_resets"`
 
@@ -156,14 +168,27 @@ func (r *Repo) List(ctx context.Context, name string, offset, limit int) ([]user
 	return us, int(total), nil
 }
 
-// UpdatePassword replaces the hash.
-func (r *Repo) UpdatePassword(ctx context.Context, id, hash string) error {
-	res, err := r.db.NewUpdate().Model((*userRow)(nil)).Set("password_hash = ?", hash).Where("id = ?", id).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("update password: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return user.ErrNotFound
+// UpdatePassword replaces the hash and, in the same transaction, spends every
+// outstanding reset token of the user, so a reset mail from before the change cannot
+// take the account back.
+func (r *Repo) UpdatePassword(ctx context.Context, id, hash string, at time.Time) error {
+	return r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewUpdate().Model((*userRow)(nil)).Set("password_hash = ?", hash).Where("id = ?", id).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("update password: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return user.ErrNotFound
+		}
+		return spendResets(ctx, tx, id, at)
+	})
+}
+
+// spendResets marks every unused reset token of the user used.
+func spendResets(ctx context.Context, tx bun.Tx, userID string, at time.Time) error {
+	if _, err := tx.NewUpdate().Model((*resetRow)(nil)).Set("used_at = ?", at.UTC()).
+		Where("user_id = ?", userID).Where("used_at IS NULL").Exec(ctx); err != nil {
+		return fmt.Errorf("spend reset tokens: %w", err)
 	}
 	return nil
 }
@@ -176,13 +201,19 @@ func toSessionRow(s app.RefreshSession) sessionRow {
 	}
 }
 
-// Create stores a refresh session.
+// Create stores the first refresh session of a new family and the family's row.
 func (r *Repo) Create(ctx context.Context, s app.RefreshSession) error {
 	row := toSessionRow(s)
-	if _, err := r.db.NewInsert().Model(&row).Exec(ctx); err != nil {
-		return fmt.Errorf("insert refresh session: %w", err)
-	}
-	return nil
+	family := familyRow{ID: s.FamilyID, UserID: s.UserID, CreatedAt: row.CreatedAt, LastUsedAt: row.CreatedAt}
+	return r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewInsert().Model(&family).Exec(ctx); err != nil {
+			return fmt.Errorf("insert session family: %w", err)
+		}
+		if _, err := tx.NewInsert().Model(&row).Exec(ctx); err != nil {
+			return fmt.Errorf("insert refresh session: %w", err)
+		}
+		return nil
+	})
 }
 
 // ByTokenHash finds a refresh session.
@@ -203,11 +234,22 @@ func (r *Repo) ByTokenHash(ctx context.Context, hash string) (app.RefreshSession
 }
 
 // Rotate marks old used (only if unused and unrevoked: the conditional update is the
-// arbiter between concurrent refreshes) and inserts next, in one transaction.
+// arbiter between concurrent refreshes) and inserts next, in one transaction. It first
+// writes the family's row, which a revocation also writes first: whichever comes
+// second waits for the other's commit, so a revocation either sees the inserted token
+// or makes this rotation find the family revoked (TestRevocationBeatsRotation).
 func (r *Repo) Rotate(ctx context.Context, oldID string, next app.RefreshSession, at time.Time) (bool, error) {
 	rotated := false
 	err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.NewUpdate().Model((*sessionRow)(nil)).Set("used_at = ?", at.UTC()).
+		res, err := tx.NewUpdate().Model((*familyRow)(nil)).Set("last_used_at = ?", at.UTC()).
+			Where("id = ?", next.FamilyID).Where("revoked_at IS NULL").Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("lock session family: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		res, err = tx.NewUpdate().Model((*sessionRow)(nil)).Set("used_at = ?", at.UTC()).
 			Where("id = ?", oldID).Where("used_at IS NULL").Where("revoked_at IS NULL").Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("mark refresh session used: %w", err)
@@ -227,26 +269,33 @@ func (r *Repo) Rotate(ctx context.Context, oldID string, next app.RefreshSession
 
 // RevokeFamily revokes a family and returns its live access tokens.
 func (r *Repo) RevokeFamily(ctx context.Context, family string, at time.Time) ([]app.AccessToken, error) {
-	return r.revoke(ctx, at, "family_id = ?", family)
+	return r.revoke(ctx, at, "id = ?", "family_id = ?", family)
 }
 
 // RevokeUser revokes every family of the user but keep.
 func (r *Repo) RevokeUser(ctx context.Context, userID, keep string, at time.Time) ([]app.AccessToken, error) {
-	return r.revoke(ctx, at, "user_id = ? AND family_id <> ?", userID, keep)
+	return r.revoke(ctx, at, "user_id = ? AND id <> ?", "user_id = ? AND family_id <> ?", userID, keep)
 }
 
-// revoke marks the matching sessions revoked and returns the access tokens issued with
-// them that are still alive, in one transaction.
-func (r *Repo) revoke(ctx context.Context, at time.Time, where string, args ...any) ([]app.AccessToken, error) {
+// revoke marks the matching families and their sessions revoked and returns the
+// access tokens issued with them that are still alive, in one transaction. The
+// families are written first: that takes the row locks a concurrent Rotate holds or
+// waits for, so the sessions update (a new statement, hence a new snapshot under READ
+// COMMITTED) sees every token such a rotation inserted.
+func (r *Repo) revoke(ctx context.Context, at time.Time, families, sessions string, args ...any) ([]app.AccessToken, error) {
 	var live []app.AccessToken
 	err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewUpdate().Model((*familyRow)(nil)).Set("revoked_at = ?", at.UTC()).
+			Where("revoked_at IS NULL").Where(families, args...).Exec(ctx); err != nil {
+			return fmt.Errorf("revoke session families: %w", err)
+		}
 		if _, err := tx.NewUpdate().Model((*sessionRow)(nil)).Set("revoked_at = ?", at.UTC()).
-			Where("revoked_at IS NULL").Where(where, args...).Exec(ctx); err != nil {
+			Where("revoked_at IS NULL").Where(sessions, args...).Exec(ctx); err != nil {
 			return fmt.Errorf("revoke sessions: %w", err)
 		}
 		var rows []sessionRow
 		if err := tx.NewSelect().Model(&rows).Column("access_token_id", "access_expires_at").
-			Where("access_expires_at > ?", at.UTC()).Where(where, args...).Scan(ctx); err != nil {
+			Where("access_expires_at > ?", at.UTC()).Where(sessions, args...).Scan(ctx); err != nil {
 			return fmt.Errorf("select live access tokens: %w", err)
 		}
 		for _, row := range rows {
@@ -266,8 +315,23 @@ func (r *Repo) CreateReset(ctx context.Context, t app.ResetToken) error {
 	return nil
 }
 
-// Redeem marks the token used (only if unused and unexpired) and sets the password,
-// in one transaction.
+// FindReset returns the owner of an unused, unexpired reset token, so the caller can
+// refuse a bad token before paying for a password hash.
+func (r *Repo) FindReset(ctx context.Context, hash string, at time.Time) (string, error) {
+	var row resetRow
+	err := r.db.NewSelect().Model(&row).Column("user_id").Where("token_hash = ?", hash).
+		Where("used_at IS NULL").Where("expires_at > ?", at.UTC()).Limit(1).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", user.ErrInvalidResetToken
+	}
+	if err != nil {
+		return "", fmt.Errorf("find reset token: %w", err)
+	}
+	return row.UserID, nil
+}
+
+// Redeem marks the token used (only if unused and unexpired), sets the password and
+// spends the user's other reset tokens, in one transaction.
 func (r *Repo) Redeem(ctx context.Context, hash, newPasswordHash string, at time.Time) (string, error) {
 	var userID string
 	err := r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
@@ -286,7 +350,7 @@ func (r *Repo) Redeem(ctx context.Context, hash, newPasswordHash string, at time
 		if err != nil {
 			return fmt.Errorf("set password: %w", err)
 		}
-		return nil
+		return spendResets(ctx, tx, userID, at)
 	})
 	return userID, err
 }

@@ -113,13 +113,13 @@ func TestUsersContract(t *testing.T) {
 				t.Fatal("a refused registration still stored its event")
 			}
 
-			if err := b.users.UpdatePassword(ctx, ann.ID(), "$argon2id$new"); err != nil {
+			if err := b.users.UpdatePassword(ctx, ann.ID(), "$argon2id$new", time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ := b.users.ByID(ctx, ann.ID()); got.PasswordHash() != "$argon2id$new" {
 				t.Fatalf("password not updated: %q", got.PasswordHash())
 			}
-			if err := b.users.UpdatePassword(ctx, "missing", "x"); !errors.Is(err, user.ErrNotFound) {
+			if err := b.users.UpdatePassword(ctx, "missing", "x", time.Now()); !errors.Is(err, user.ErrNotFound) {
 				t.Fatalf("update of a missing user: %v", err)
 			}
 		})
@@ -350,6 +350,41 @@ func TestResetTokensContract(t *testing.T) {
 			}
 			if got, _ := b.users.ByID(ctx, u.ID()); got.PasswordHash() != "h-new" {
 				t.Fatalf("password after reset: %q", got.PasswordHash())
+			}
+
+			// A reset spends the user's other tokens; a password change spends all.
+			mk := func(id, token string) {
+				t.Helper()
+				if err := b.resets.CreateReset(ctx, app.ResetToken{ID: id, UserID: u.ID(), TokenHash: app.HashToken(token), CreatedAt: now, ExpiresAt: now.Add(30 * time.Minute)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mk("r3", "first mail")
+			mk("r4", "second mail")
+			if owner, err := b.resets.FindReset(ctx, app.HashToken("first mail"), now); err != nil || owner != u.ID() {
+				t.Fatalf("find a usable token: %q %v", owner, err)
+			}
+			if _, err := b.resets.FindReset(ctx, app.HashToken("good"), now); !errors.Is(err, user.ErrInvalidResetToken) {
+				t.Fatalf("find a used token: %v", err)
+			}
+			if _, err := b.resets.Redeem(ctx, app.HashToken("second mail"), "h-second", now); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.resets.FindReset(ctx, app.HashToken("first mail"), now); !errors.Is(err, user.ErrInvalidResetToken) {
+				t.Fatalf("an older token survived a reset: %v", err)
+			}
+			if _, err := b.resets.Redeem(ctx, app.HashToken("first mail"), "h-first", now); !errors.Is(err, user.ErrInvalidResetToken) {
+				t.Fatalf("an older token redeemed after a reset: %v", err)
+			}
+			mk("r5", "third mail")
+			if err := b.users.UpdatePassword(ctx, u.ID(), "h-changed", now); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.resets.Redeem(ctx, app.HashToken("third mail"), "h-third", now); !errors.Is(err, user.ErrInvalidResetToken) {
+				t.Fatalf("a token mailed before a password change redeemed after it: %v", err)
+			}
+			if got, _ := b.users.ByID(ctx, u.ID()); got.PasswordHash() != "h-changed" {
+				t.Fatalf("password: %q", got.PasswordHash())
 			}
 		})
 	}

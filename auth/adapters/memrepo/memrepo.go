@@ -96,11 +96,23 @@ func (s *Store) List(_ context.Context, name string, offset, limit int) ([]user.
 	return match[lo:hi], len(match), nil
 }
 
-// UpdatePassword replaces the hash.
-func (s *Store) UpdatePassword(_ context.Context, id, hash string) error {
+// UpdatePassword replaces the hash and spends the user's reset tokens.
+func (s *Store) UpdatePassword(_ context.Context, id, hash string, _ time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.setPassword(id, hash)
+	if err := s.setPassword(id, hash); err != nil {
+		return err
+	}
+	s.spendResets(id)
+	return nil
+}
+
+func (s *Store) spendResets(userID string) {
+	for _, r := range s.resets {
+		if r.UserID == userID {
+			r.used = true
+		}
+	}
 }
 
 func (s *Store) setPassword(id, hash string) error {
@@ -187,7 +199,19 @@ func (s *Store) CreateReset(_ context.Context, t app.ResetToken) error {
 	return nil
 }
 
-// Redeem consumes a reset token and sets the password.
+// FindReset returns the owner of a usable reset token.
+func (s *Store) FindReset(_ context.Context, hash string, at time.Time) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.resets[hash]
+	if !ok || r.used || !at.Before(r.ExpiresAt) {
+		return "", user.ErrInvalidResetToken
+	}
+	return r.UserID, nil
+}
+
+// Redeem consumes a reset token, sets the password and spends the user's other
+// reset tokens.
 func (s *Store) Redeem(_ context.Context, hash, newPasswordHash string, at time.Time) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -198,7 +222,7 @@ func (s *Store) Redeem(_ context.Context, hash, newPasswordHash string, at time.
 	if err := s.setPassword(r.UserID, newPasswordHash); err != nil {
 		return "", err
 	}
-	r.used = true
+	s.spendResets(r.UserID)
 	return r.UserID, nil
 }
 

@@ -1,10 +1,11 @@
 // Package throttle holds the adapters of the attempt-counting port: Redis, shared by
 // every replica, and memory for tests. Each key is a fixed window that starts at its
-// first hit and expires with it.
+// first attempt and expires with it.
 package throttle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -23,40 +24,62 @@ func NewRedis(client redis.UniversalClient, prefix string) *Redis {
 	return &Redis{client: client, prefix: prefix + "throttle:"}
 }
 
-// Blocked reports the longest remaining window among keys that reached limit.
-func (r *Redis) Blocked(ctx context.Context, limit int, keys ...string) (time.Duration, error) {
-	pipe := r.client.Pipeline()
-	counts := make([]*redis.StringCmd, len(keys))
-	ttls := make([]*redis.DurationCmd, len(keys))
+// reserveScript checks every key and, only when none is used up, counts one attempt
+// on each, as one atomic step in Redis; it returns the wait in milliseconds (0 when
+// the attempt was counted). A counter without a TTL (which a crash between INCR and
+// PEXPIRE cannot leave, as the script is atomic, but an operator could) gets one.
+var reserveScript = redis.NewScript(`
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local wait = 0
+for _, k in ipairs(KEYS) do
+  local n = tonumber(redis.call('GET', k) or '0')
+  if n >= limit then
+    local ttl = redis.call('PTTL', k)
+    if ttl < 0 then
+      redis.call('PEXPIRE', k, window)
+      ttl = window
+    end
+    if ttl > wait then wait = ttl end
+  end
+end
+if wait > 0 then return wait end
+for _, k in ipairs(KEYS) do
+  if redis.call('INCR', k) == 1 then redis.call('PEXPIRE', k, window) end
+end
+return 0
+`)
+
+// releaseScript takes one attempt back from each existing counter above zero.
+var releaseScript = redis.NewScript(`
+for _, k in ipairs(KEYS) do
+  local n = tonumber(redis.call('GET', k) or '0')
+  if n > 0 then redis.call('DECR', k) end
+end
+return 0
+`)
+
+func (r *Redis) keys(keys []string) []string {
+	out := make([]string, len(keys))
 	for i, k := range keys {
-		counts[i] = pipe.Get(ctx, r.prefix+k)
-		ttls[i] = pipe.PTTL(ctx, r.prefix+k)
+		out[i] = r.prefix + k
 	}
-	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil { //nolint:errorlint // go-redis returns the sentinel itself
-		return 0, fmt.Errorf("throttle: %w", err)
-	}
-	var wait time.Duration
-	for i := range keys {
-		n, err := counts[i].Int()
-		if err != nil || n < limit {
-			continue
-		}
-		wait = max(wait, ttls[i].Val())
-	}
-	return wait, nil
+	return out
 }
 
-// Hit counts one attempt against each key: the first hit creates the key with the
-// window as its TTL, later hits only increment it.
-func (r *Redis) Hit(ctx context.Context, window time.Duration, keys ...string) error {
-	_, err := r.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		for _, k := range keys {
-			pipe.SetNX(ctx, r.prefix+k, 0, window)
-			pipe.Incr(ctx, r.prefix+k)
-		}
-		return nil
-	})
+// Reserve counts one attempt on every key unless one is used up, atomically (a Lua
+// script), and returns the longest remaining window among the used-up keys.
+func (r *Redis) Reserve(ctx context.Context, limit int, window time.Duration, keys ...string) (time.Duration, error) {
+	ms, err := reserveScript.Run(ctx, r.client, r.keys(keys), limit, window.Milliseconds()).Int64()
 	if err != nil {
+		return 0, fmt.Errorf("throttle: %w", err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// Release takes one attempt back from each key.
+func (r *Redis) Release(ctx context.Context, keys ...string) error {
+	if err := releaseScript.Run(ctx, r.client, r.keys(keys)).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("throttle: %w", err)
 	}
 	return nil
@@ -77,8 +100,8 @@ type window struct {
 // NewMemory returns an empty counter set.
 func NewMemory() *Memory { return &Memory{keys: map[string]window{}, now: time.Now} }
 
-// Blocked reports the longest remaining window among keys that reached limit.
-func (m *Memory) Blocked(_ context.Context, limit int, keys ...string) (time.Duration, error) {
+// Reserve counts one attempt on every key unless one is used up, under one lock.
+func (m *Memory) Reserve(_ context.Context, limit int, d time.Duration, keys ...string) (time.Duration, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -88,14 +111,9 @@ func (m *Memory) Blocked(_ context.Context, limit int, keys ...string) (time.Dur
 			wait = max(wait, w.until.Sub(now))
 		}
 	}
-	return wait, nil
-}
-
-// Hit counts one attempt against each key.
-func (m *Memory) Hit(_ context.Context, d time.Duration, keys ...string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.now()
+	if wait > 0 {
+		return wait, nil
+	}
 	for _, k := range keys {
 		w := m.keys[k]
 		if !now.Before(w.until) {
@@ -103,6 +121,20 @@ func (m *Memory) Hit(_ context.Context, d time.Duration, keys ...string) error {
 		}
 		w.count++
 		m.keys[k] = w
+	}
+	return 0, nil
+}
+
+// Release takes one attempt back from each key.
+func (m *Memory) Release(_ context.Context, keys ...string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	for _, k := range keys {
+		if w, ok := m.keys[k]; ok && now.Before(w.until) && w.count > 0 {
+			w.count--
+			m.keys[k] = w
+		}
 	}
 	return nil
 }

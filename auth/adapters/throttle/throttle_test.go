@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,35 +51,62 @@ func TestThrottleContract(t *testing.T) {
 			ctx := context.Background()
 			th := newThrottle(t)
 			for i := range 3 {
-				if wait, err := th.Blocked(ctx, 3, "email:a", "ip:1"); err != nil || wait != 0 {
-					t.Fatalf("blocked after %d hits: %v %v", i, wait, err)
-				}
-				if err := th.Hit(ctx, time.Minute, "email:a", "ip:1"); err != nil {
-					t.Fatal(err)
+				if wait, err := th.Reserve(ctx, 3, time.Minute, "email:a", "ip:1"); err != nil || wait != 0 {
+					t.Fatalf("attempt %d refused: %v %v", i+1, wait, err)
 				}
 			}
-			wait, err := th.Blocked(ctx, 3, "email:a", "ip:2")
+			wait, err := th.Reserve(ctx, 3, time.Minute, "email:a", "ip:2")
 			if err != nil || wait <= 50*time.Second || wait > time.Minute {
-				t.Fatalf("want about a minute after 3 hits on email:a, got %v %v", wait, err)
+				t.Fatalf("want about a minute after 3 attempts on email:a, got %v %v", wait, err)
 			}
-			if wait, _ := th.Blocked(ctx, 3, "ip:1"); wait == 0 {
-				t.Fatal("ip:1 was hit 3 times too")
+			// The refused attempt counted nothing: ip:2 is still fresh.
+			for i := range 3 {
+				if wait, _ := th.Reserve(ctx, 3, time.Minute, "ip:2"); wait != 0 {
+					t.Fatalf("a refused reservation was counted on ip:2 (attempt %d refused)", i+1)
+				}
 			}
-			if wait, _ := th.Blocked(ctx, 3, "email:b", "ip:2"); wait != 0 {
-				t.Fatalf("untouched keys blocked: %v", wait)
+			if wait, _ := th.Reserve(ctx, 3, time.Minute, "ip:1"); wait == 0 {
+				t.Fatal("ip:1 had 3 attempts too")
+			}
+			if wait, _ := th.Reserve(ctx, 3, time.Minute, "email:b", "ip:3"); wait != 0 {
+				t.Fatalf("untouched keys refused: %v", wait)
 			}
 
-			// Concurrent hits are all counted.
+			// Release gives one attempt back per key, never below zero.
+			if err := th.Release(ctx, "email:a", "never-used"); err != nil {
+				t.Fatal(err)
+			}
+			if wait, _ := th.Reserve(ctx, 3, time.Minute, "email:a"); wait != 0 {
+				t.Fatal("a released attempt was not given back")
+			}
+			if wait, _ := th.Reserve(ctx, 3, time.Minute, "email:a"); wait == 0 {
+				t.Fatal("release gave back more than one attempt")
+			}
+			_ = th.Release(ctx, "never-used")
+			if wait, _ := th.Reserve(ctx, 1, time.Minute, "never-used"); wait != 0 {
+				t.Fatal("releasing an unused key made it negative or blocked it")
+			}
+			if wait, _ := th.Reserve(ctx, 1, time.Minute, "never-used"); wait == 0 {
+				t.Fatal("releasing an unused key banked an attempt")
+			}
+
+			// A burst of simultaneous reservations: exactly the limit gets through.
+			var granted atomic.Int32
 			var wg sync.WaitGroup
-			for range 20 {
-				wg.Go(func() { _ = th.Hit(ctx, time.Minute, "email:c") })
+			for range 40 {
+				wg.Go(func() {
+					wait, err := th.Reserve(ctx, 10, time.Minute, "email:c", "ip:c")
+					if err != nil {
+						t.Error(err)
+					}
+					if wait == 0 {
+						granted.Add(1)
+					}
+				})
 			}
 			wg.Wait()
-			if wait, _ := th.Blocked(ctx, 20, "email:c"); wait == 0 {
-				t.Fatal("lost concurrent hits")
-			}
-			if wait, _ := th.Blocked(ctx, 21, "email:c"); wait != 0 {
-				t.Fatal("counted more hits than made")
+			if granted.Load() != 10 {
+				t.Fatalf("%d of 40 simultaneous reservations granted, want exactly 10", granted.Load())
 			}
 		})
 	}
@@ -89,20 +117,23 @@ func TestWindowExpires(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m.now = func() time.Time { return now }
 	ctx := context.Background()
-	_ = m.Hit(ctx, 15*time.Minute, "k")
-	if wait, _ := m.Blocked(ctx, 1, "k"); wait != 15*time.Minute {
+	_, _ = m.Reserve(ctx, 1, 15*time.Minute, "k")
+	if wait, _ := m.Reserve(ctx, 1, 15*time.Minute, "k"); wait != 15*time.Minute {
 		t.Fatalf("wait %v", wait)
 	}
 	now = now.Add(15 * time.Minute)
-	if wait, _ := m.Blocked(ctx, 1, "k"); wait != 0 {
+	if wait, _ := m.Reserve(ctx, 1, 15*time.Minute, "k"); wait != 0 {
 		t.Fatalf("window did not expire: %v", wait)
 	}
 
 	mr := miniredis.RunT(t)
 	r := NewRedis(redis.NewClient(&redis.Options{Addr: mr.Addr()}), "")
-	_ = r.Hit(ctx, 15*time.Minute, "k")
+	_, _ = r.Reserve(ctx, 1, 15*time.Minute, "k")
+	if wait, _ := r.Reserve(ctx, 1, 15*time.Minute, "k"); wait <= 14*time.Minute {
+		t.Fatalf("redis wait %v", wait)
+	}
 	mr.FastForward(15 * time.Minute)
-	if wait, _ := r.Blocked(ctx, 1, "k"); wait != 0 {
+	if wait, _ := r.Reserve(ctx, 1, 15*time.Minute, "k"); wait != 0 {
 		t.Fatalf("redis window did not expire: %v", wait)
 	}
 }

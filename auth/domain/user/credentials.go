@@ -23,12 +23,5 @@ func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("too many attempts; retry after %s", e.RetryAfter.Round(time.Second))
 }
 
-// Throttling policy of API.md and the auth issue: 10 failed logins (or password reset
-// requests) per email and per client IP within 15 minutes.
-const (
-	MaxAttempts    = 10
-	AttemptsWindow = 15 * time.Minute
-)
-
 // ResetTokenTTL is how long a password reset token stays valid.
 const ResetTokenTTL = 30 * time.Minute

@@ -4,6 +4,7 @@ package http
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"math"
 	"time"
@@ -73,12 +74,17 @@ type resetRequest struct {
 type Handlers struct {
 	app      app.Application
 	verifier *authn.Verifier
+	jwks     []byte
 }
 
 // NewHandlers returns the handlers for the use cases; verifier guards the routes
-// that need an access token.
-func NewHandlers(a app.Application, verifier *authn.Verifier) *Handlers {
-	return &Handlers{app: a, verifier: verifier}
+// that need an access token, and keys is the JWK Set served to the other services.
+func NewHandlers(a app.Application, verifier *authn.Verifier, keys authn.KeySet) (*Handlers, error) {
+	jwks, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	return &Handlers{app: a, verifier: verifier, jwks: jwks}, nil
 }
 
 // Register mounts the routes on the app.
@@ -94,6 +100,16 @@ func (h *Handlers) Register(r fiber.Router) {
 	r.Post("/api/v1/auth/password/reset", h.reset)
 	r.Get("/api/v1/users", auth, h.listUsers)
 	r.Get("/api/v1/users/:id", auth, h.getUser)
+	r.Get("/api/v1/auth/jwks.json", h.keys)
+}
+
+// keys serves the public keys of access tokens (RFC 7517 JWK Set). Verifiers cache
+// it and refetch on an unknown kid, so a short max-age costs little and lets a
+// rotation spread quickly.
+func (h *Handlers) keys(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	return c.Send(h.jwks)
 }
 
 func (h *Handlers) register(c *fiber.Ctx) error {
@@ -101,7 +117,9 @@ func (h *Handlers) register(c *fiber.Ctx) error {
 	if err := httpserver.DecodeJSON(c, &req); err != nil {
 		return err
 	}
-	u, err := h.app.Register.Handle(c.UserContext(), app.Register(req))
+	u, err := h.app.Register.Handle(c.UserContext(), app.Register{
+		Name: req.Name, Email: req.Email, Password: req.Password, ClientIP: httpserver.ClientIP(c),
+	})
 	if err != nil {
 		return err
 	}
@@ -183,6 +201,7 @@ func (h *Handlers) changePassword(c *fiber.Ctx) error {
 	p, _ := authn.PrincipalFrom(c)
 	err := h.app.ChangePassword.Handle(c.UserContext(), app.ChangePassword{
 		UserID: p.UserID, SessionID: p.SessionID, CurrentPassword: req.CurrentPassword, NewPassword: req.NewPassword,
+		ClientIP: httpserver.ClientIP(c),
 	})
 	if errors.Is(err, user.ErrInvalidCredentials) {
 		return problem.Unauthorized("the current password is wrong")
@@ -209,7 +228,9 @@ func (h *Handlers) reset(c *fiber.Ctx) error {
 	if err := httpserver.DecodeJSON(c, &req); err != nil {
 		return err
 	}
-	if err := h.app.ResetPassword.Handle(c.UserContext(), app.ResetPassword(req)); err != nil {
+	if err := h.app.ResetPassword.Handle(c.UserContext(), app.ResetPassword{
+		Token: req.Token, NewPassword: req.NewPassword, ClientIP: httpserver.ClientIP(c),
+	}); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -266,6 +287,10 @@ func MapError(err error) *problem.Problem {
 		return problem.Unauthorized("the refresh token is invalid, expired or revoked")
 	case errors.Is(err, user.ErrInvalidResetToken):
 		return problem.BadRequest("the reset token is invalid, used or expired")
+	case errors.Is(err, app.ErrHasherBusy):
+		p := problem.Unavailable("too many password checks are running; retry shortly")
+		p.RetryAfter = 1
+		return p
 	}
 	var te *user.ThrottledError
 	if errors.As(err, &te) {

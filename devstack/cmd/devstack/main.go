@@ -15,8 +15,10 @@
 //	LOG_LEVEL               debug, info, warn or error (default info)
 //
 // REDIS_URL and NOTIF_MONGO_URI, when set, replace the embedded Redis and
-// FerretDB. JWT_SECRET and CURSOR_SECRET, when set, replace the generated
-// secrets. The services' own settings (AUTH_HTTP_ADDR, NOTIF_HTTP_ADDR,
+// FerretDB. The development access-token key pair is generated on first start
+// in DATA_DIR/dev-jwt-ed25519.pem (auth signs with it; the other services fetch
+// its public key from JWT_JWKS_URL, auth's JWK Set); AUTH_JWT_PRIVATE_KEY_FILE and
+// CURSOR_SECRET, when set, replace the generated ones. The services' own settings (AUTH_HTTP_ADDR, NOTIF_HTTP_ADDR,
 // GATEWAY_ADDR, AUTH_DATABASE_URL, ...) get development defaults only where
 // they are unset. The embedded FerretDB logs errors only.
 package main
