@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -45,9 +46,15 @@ func BenchmarkGatewayPassThrough(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer gw.Close()
-	front := httptest.NewServer(gw.Handler())
-	defer front.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ctx, ln, nil) }()
+	defer func() { cancel(); <-served }()
+	frontURL := "http://" + ln.Addr().String()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}}
 	defer client.CloseIdleConnections()
@@ -66,7 +73,7 @@ func BenchmarkGatewayPassThrough(b *testing.B) {
 	const path = "/api/v1/cards/0193a1c2-7f5e-7b3a-9c41-2d5e8f0a1b2c"
 	for _, target := range []struct{ name, url string }{
 		{"direct", service.URL + path},
-		{"gateway", front.URL + path},
+		{"gateway", frontURL + path},
 	} {
 		b.Run(target.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -76,7 +76,7 @@ func TestMetricsCountRequestsByRouteTemplateAndStatus(t *testing.T) {
 	h.do(t, http.MethodGet, "/api/v1/cards/c2", nil)
 	h.do(t, http.MethodGet, "/no/such/route", nil)
 
-	r := h.do(t, http.MethodGet, "/metrics", nil)
+	r := getURL(t, h.adminURL+"/metrics")
 
 	if r.Status != http.StatusOK {
 		t.Fatalf("status = %d", r.Status)
@@ -125,7 +125,7 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- h.gw.Serve(ctx, ln) }()
+	go func() { served <- h.gw.Serve(ctx, ln, nil) }()
 
 	got := make(chan int, 1)
 	go func() {
@@ -171,7 +171,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- gateway.Run(ctx, []string{"GATEWAY_ADDR=" + addr, "GATEWAY_AUTH_URL=" + auth.srv.URL}, logs)
+		done <- gateway.Run(ctx, []string{"GATEWAY_ADDR=" + addr, "GATEWAY_ADMIN_ADDR=127.0.0.1:0", "GATEWAY_AUTH_URL=" + auth.srv.URL}, logs)
 	}()
 
 	var resp *http.Response
@@ -201,4 +201,19 @@ func TestRunRejectsBadEnvironment(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "GATEWAY_PROJECT_URL") {
 		t.Fatalf("Run = %v, want an error naming GATEWAY_PROJECT_URL", err)
 	}
+}
+
+// getURL fetches a URL with the default client and reads the whole answer.
+func getURL(t *testing.T, url string) response {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{resp.StatusCode, resp.Header, body}
 }
