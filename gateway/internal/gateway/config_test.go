@@ -138,3 +138,15 @@ func TestConfigSourceReportsMissingFile(t *testing.T) {
 		t.Fatalf("error = %v, want one naming GATEWAY_CONFIG", err)
 	}
 }
+
+// TestKrakendJSONIsGenerated fails when the committed krakend.json is not what the
+// route table renders: edit internal/gateway/routes.go, then `go generate ./...`.
+func TestKrakendJSONIsGenerated(t *testing.T) {
+	want, err := gateway.RenderConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != string(assets.KrakendConfig) {
+		t.Fatal("krakend.json differs from what internal/gateway.Routes renders; run `go generate ./...` in gateway/ and commit it")
+	}
+}
