@@ -258,8 +258,10 @@ func (c *call) filterQuery(dst []byte) []byte {
 }
 
 // relay copies the service's answer to the client: status, end-to-end headers and
-// the body, whose buffer is swapped rather than copied.
-func (c *call) relay(ctx *fasthttp.RequestCtx) {
+// the body, whose buffer is swapped rather than copied. It reports whether the
+// service sent its security headers (marked by X-Content-Type-Options, which
+// helmet always sets), so the gateway adds its own only when it did not.
+func (c *call) relay(ctx *fasthttp.RequestCtx) (helmet bool) {
 	src, dst := &c.bresp, &ctx.Response
 	dst.SetStatusCode(src.StatusCode())
 	named := src.Header.Peek(fasthttp.HeaderConnection)
@@ -267,10 +269,14 @@ func (c *call) relay(ctx *fasthttp.RequestCtx) {
 		if isHopHeader(string(k)) || (len(named) > 0 && namedInConnection(named, k)) {
 			return
 		}
+		if string(k) == "X-Content-Type-Options" {
+			helmet = true
+		}
 		dst.Header.AddBytesKV(k, v)
 	})
 	body := src.SwapBody(nil)
 	src.SwapBody(dst.SwapBody(body))
+	return helmet
 }
 
 // isHopHeader reports headers that describe one connection (RFC 9110, section

@@ -287,7 +287,9 @@ func Run(ctx context.Context, environ []string, logOut io.Writer) error {
 		return err
 	}
 	level, _ := s.Level() // Validated by LoadSettings.
-	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})).
+	lw := newLogWriter(logOut)
+	defer lw.Close()
+	logger := slog.New(slog.NewJSONHandler(lw, &slog.HandlerOptions{Level: level})).
 		With("service", "gateway")
 	if gc, _ := s.GCPercent(); gc != 0 { // Validated by LoadSettings.
 		debug.SetGCPercent(gc)

@@ -217,3 +217,34 @@ func getURL(t *testing.T, url string) response {
 	}
 	return response{resp.StatusCode, resp.Header, body}
 }
+
+func TestRunFlushesBufferedLogsOnShutdown(t *testing.T) {
+	ln := listen(t)
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	auth := newFakeService(t, "auth")
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- gateway.Run(ctx, []string{"GATEWAY_ADDR=" + addr, "GATEWAY_ADMIN_ADDR=127.0.0.1:0", "GATEWAY_AUTH_URL=" + auth.srv.URL}, logs)
+	}()
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, err = http.Get("http://" + addr + "/api/v1/auth/me?last=1"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"path":"/api/v1/auth/me"`) || !strings.Contains(logs.String(), `"msg":"stopped"`) {
+		t.Errorf("access log or stop line lost at shutdown:\n%s", logs.String())
+	}
+}

@@ -53,19 +53,19 @@ func init() {
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	id := requestID(ctx)
-	route, status, errText := g.dispatch(ctx)
-	g.finish(ctx, id, start, route, status, errText)
+	route, status, errText, fromService := g.dispatch(ctx)
+	g.finish(ctx, id, start, route, status, errText, fromService)
 }
 
 // dispatch answers the request and returns the route label for logs and metrics
 // and the error text of a failed proxy call.
-func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx) (route *endpoint, status int, errText string) {
+func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx) (route *endpoint, status int, errText string, fromService bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			g.logger.Error("panic while handling request", "request_id", string(ctx.Request.Header.Peek(requestIDHeader)),
 				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			writeProblem(ctx, problemFor(http.StatusInternalServerError))
-			route, status, errText = nil, http.StatusInternalServerError, "panic"
+			route, status, errText, fromService = nil, http.StatusInternalServerError, "panic", false
 		}
 	}()
 	path := ctx.URI().PathOriginal()
@@ -73,7 +73,7 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx) (route *endpoint, status in
 		p := problemFor(http.StatusBadRequest)
 		p.Detail = detail
 		writeProblem(ctx, p)
-		return nil, http.StatusBadRequest, ""
+		return nil, http.StatusBadRequest, "", false
 	}
 	method := ctx.Method()
 	switch string(path) {
@@ -81,7 +81,7 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx) (route *endpoint, status in
 		if string(method) != http.MethodGet && string(method) != http.MethodHead {
 			writeProblem(ctx, problemFor(http.StatusMethodNotAllowed))
 			ctx.Response.Header.Set("Allow", "GET, HEAD")
-			return nil, http.StatusMethodNotAllowed, ""
+			return nil, http.StatusMethodNotAllowed, "", false
 		}
 		switch string(path) {
 		case pathHealthz:
@@ -91,7 +91,7 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx) (route *endpoint, status in
 		default:
 			g.openAPIDocument(ctx)
 		}
-		return nil, ctx.Response.StatusCode(), ""
+		return nil, ctx.Response.StatusCode(), "", false
 	}
 
 	var params [maxParams]span
@@ -100,25 +100,25 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx) (route *endpoint, status in
 		if known {
 			writeProblem(ctx, problemFor(http.StatusMethodNotAllowed))
 			ctx.Response.Header.Set("Allow", g.router.allowed(path))
-			return nil, http.StatusMethodNotAllowed, ""
+			return nil, http.StatusMethodNotAllowed, "", false
 		}
 		writeProblem(ctx, problemFor(http.StatusNotFound))
-		return nil, http.StatusNotFound, ""
+		return nil, http.StatusNotFound, "", false
 	}
 	for i := 0; i < rt.params; i++ {
 		if detail := paramError(path[params[i].start:params[i].end]); detail != "" {
 			p := problemFor(http.StatusBadRequest)
 			p.Detail = detail
 			writeProblem(ctx, p)
-			return rt.ep, http.StatusBadRequest, ""
+			return rt.ep, http.StatusBadRequest, "", false
 		}
 	}
-	status, errText = g.proxy(ctx, rt.ep, path, &params)
-	return rt.ep, status, errText
+	status, errText, fromService = g.proxy(ctx, rt.ep, path, &params)
+	return rt.ep, status, errText, fromService
 }
 
 // proxy runs the endpoint's lura pipeline and relays its answer.
-func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, ep *endpoint, path []byte, params *[maxParams]span) (int, string) {
+func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, ep *endpoint, path []byte, params *[maxParams]span) (status int, errText string, helmet bool) {
 	c := acquireCall(ctx, ep)
 	defer releaseCall(c)
 	for i, name := range ep.params {
@@ -136,18 +136,18 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, ep *endpoint, path []byte, par
 	if err != nil {
 		status := statusForError(err)
 		writeProblem(ctx, problemFor(status))
-		return status, err.Error()
+		return status, err.Error(), false
 	}
 	if resp == nil {
 		writeProblem(ctx, problemFor(http.StatusBadGateway))
-		return http.StatusBadGateway, "the proxy pipeline returned no response"
+		return http.StatusBadGateway, "the proxy pipeline returned no response", false
 	}
 	if resp == &c.presp {
-		c.relay(ctx)
+		helmet = c.relay(ctx)
 	} else {
 		relayGeneric(ctx, resp)
 	}
-	return ctx.Response.StatusCode(), ""
+	return ctx.Response.StatusCode(), "", helmet
 }
 
 // relayGeneric writes a response that some other lura stage built (headers in
@@ -172,12 +172,14 @@ func relayGeneric(ctx *fasthttp.RequestCtx, resp *proxy.Response) {
 }
 
 // finish sets the headers every answer carries, then logs and counts the request.
-func (g *Gateway) finish(ctx *fasthttp.RequestCtx, id []byte, start time.Time, ep *endpoint, status int, errText string) {
+// serviceHeaders is true when the answer is a service's and already carries the
+// helmet headers.
+func (g *Gateway) finish(ctx *fasthttp.RequestCtx, id []byte, start time.Time, ep *endpoint, status int, errText string, serviceHeaders bool) {
 	h := &ctx.Response.Header
-	h.SetBytesV(requestIDHeader, id)
-	for _, sh := range securityHeaders {
-		if len(h.Peek(sh[0])) == 0 {
-			h.Set(sh[0], sh[1])
+	h.SetCanonical(strRequestID, id)
+	if !serviceHeaders {
+		for _, sh := range securityHeaderBytes {
+			h.SetCanonical(sh[0], sh[1])
 		}
 	}
 	elapsed := time.Since(start)
@@ -192,27 +194,44 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, id []byte, start time.Time, e
 	if status >= http.StatusInternalServerError {
 		level = slog.LevelError
 	}
-	if !g.logger.Enabled(context.Background(), level) {
+	handler := g.logger.Handler()
+	if !handler.Enabled(context.Background(), level) {
 		return
 	}
-	attrs := [...]slog.Attr{
+	// A record built here, not through Logger.LogAttrs, skips the caller lookup
+	// (runtime.Callers) that slog makes for every line and the access log never
+	// uses: the call site is always this one.
+	r := slog.NewRecord(start.Add(elapsed), level, "request", 0)
+	r.AddAttrs(
 		slog.String("request_id", string(id)),
 		slog.String("method", method),
 		slog.String("route", label),
 		slog.String("path", string(ctx.URI().PathOriginal())),
 		slog.Int("status", status),
+	)
+	r.AddAttrs(
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		slog.Int("bytes", len(ctx.Response.Body())),
 		slog.String("remote", remoteIP(ctx)),
-		slog.String("error", errText),
-	}
-	n := len(attrs)
-	if errText == "" {
+	)
+	if errText != "" {
 		// Internal detail (dial errors, hosts) stays in the log, never in the response.
-		n--
+		r.AddAttrs(slog.String("error", errText))
 	}
-	g.logger.LogAttrs(context.Background(), level, "request", attrs[:n]...)
+	_ = handler.Handle(context.Background(), r)
 }
+
+// strRequestID is the request id header name as fasthttp stores it.
+var strRequestID = []byte(requestIDHeader)
+
+// securityHeaderBytes are securityHeaders ready for SetCanonical.
+var securityHeaderBytes = func() [][2][]byte {
+	out := make([][2][]byte, len(securityHeaders))
+	for i, sh := range securityHeaders {
+		out[i] = [2][]byte{[]byte(sh[0]), []byte(sh[1])}
+	}
+	return out
+}()
 
 // requestID keeps a safe client-sent id (printable ASCII, at most 128 bytes) or
 // makes a UUID, and leaves exactly one value in the request for the service.
@@ -290,7 +309,7 @@ func (g *Gateway) serveError(ctx *fasthttp.RequestCtx, err error) {
 	id := make([]byte, 36)
 	encodeUUID(id, u)
 	g.logger.Warn("request refused by the HTTP parser", "request_id", string(id), "status", status, "error", err.Error())
-	g.finish(ctx, id, start, nil, status, "")
+	g.finish(ctx, id, start, nil, status, "", false)
 }
 
 // isTimeout reports a network timeout.
