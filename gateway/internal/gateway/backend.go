@@ -28,6 +28,10 @@ var errNotGatewayCall = errors.New("gateway: backend called without the gateway'
 // backendClient is the pooled keep-alive client of one service base URL.
 type backendClient struct {
 	hc *fasthttp.HostClient
+	tr *transport
+	// probe serves readiness checks, on fasthttp's own transport: hc's transport
+	// expects every request to belong to a call.
+	probe *fasthttp.HostClient
 	// base is scheme://host:port plus the base URL's path, to which lura's
 	// generated path is appended.
 	base []byte
@@ -54,27 +58,24 @@ func (g *Gateway) clientFor(base string) (*backendClient, error) {
 		}
 		addr = net.JoinHostPort(u.Hostname(), port)
 	}
+	tr := newTransport(addr, tls)
 	c := &backendClient{
 		hc: &fasthttp.HostClient{
-			Addr:  addr,
-			IsTLS: tls,
-			// Enough connections for a saturated gateway; fasthttp's idle pool
-			// keeps them all, unlike net/http's default of two per host.
-			MaxConns:            2048,
-			MaxIdleConnDuration: 90 * time.Second,
-			MaxConnWaitTimeout:  time.Second,
+			Addr:      addr,
+			IsTLS:     tls,
+			Transport: tr,
 			// A retry after a stale keep-alive connection, no more: the endpoint
 			// timeout bounds the whole call anyway.
 			MaxIdemponentCallAttempts: 2,
-			ReadBufferSize:            8 << 10,
-			WriteBufferSize:           8 << 10,
 			MaxResponseBodySize:       maxResponseBytes,
 			// The path goes out exactly as lura built it.
 			DisablePathNormalizing:   true,
 			NoDefaultUserAgentHeader: true,
-			Dial: func(addr string) (net.Conn, error) {
-				return fasthttp.DialTimeout(addr, 3*time.Second)
-			},
+		},
+		tr: tr,
+		probe: &fasthttp.HostClient{
+			Addr: addr, IsTLS: tls, MaxConns: 16, NoDefaultUserAgentHeader: true,
+			MaxIdemponentCallAttempts: 1,
 		},
 		base: []byte(u.Scheme + "://" + addr + trimSlash(u.EscapedPath())),
 	}
@@ -136,10 +137,18 @@ type call struct {
 	deadline time.Time
 
 	err   atomic.Pointer[error]
-	mu    sync.Mutex // guards gen, done and timer
+	mu    sync.Mutex // guards gen, done, timer and bconn
 	gen   uint64     // incremented on every reuse
 	done  chan struct{}
 	timer *time.Timer
+	bconn *backendConn // the service connection while a round trip is on it
+
+	// watch fires when the call has taken longer than watchDelay and starts
+	// watching the client connection; watching ends before the call is released.
+	watch        *time.Timer
+	watching     sync.WaitGroup
+	watchActive  bool // guarded by mu
+	watchRunning bool // guarded by mu
 
 	params  map[string]string
 	preq    proxy.Request
@@ -192,16 +201,18 @@ func (c *call) Value(key any) any {
 }
 
 // cancel records err and closes Done, unless the call has meanwhile been recycled
-// for another request (gen differs) or was already cancelled.
-func (c *call) cancel(gen uint64, err error) {
+// for another request (gen differs) or was already cancelled; it reports whether
+// it cancelled.
+func (c *call) cancel(gen uint64, err error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen || !c.err.CompareAndSwap(nil, &err) {
-		return
+		return false
 	}
 	if c.done != nil {
 		close(c.done)
 	}
+	return true
 }
 
 // do sends the request lura built to the service and keeps the answer in c.bresp.

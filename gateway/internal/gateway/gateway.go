@@ -191,7 +191,8 @@ func (g *Gateway) Close() {
 	g.clientsMu.Lock()
 	defer g.clientsMu.Unlock()
 	for _, c := range g.clients {
-		c.hc.CloseIdleConnections()
+		c.tr.closeIdle()
+		c.probe.CloseIdleConnections()
 	}
 }
 

@@ -64,7 +64,7 @@ func (g *Gateway) probe(service, requestID string, deadline time.Time) bool {
 	req.SetRequestURIBytes(append(append([]byte(nil), bc.base...), "/healthz"...))
 	req.Header.Set(requestIDHeader, requestID)
 	resp.SkipBody = true
-	if err := bc.hc.DoDeadline(req, resp, deadline); err != nil {
+	if err := bc.probe.DoDeadline(req, resp, deadline); err != nil {
 		g.logger.Warn("readiness probe", "request_id", requestID, "backend", service, "error", err.Error())
 		return false
 	}

@@ -248,3 +248,69 @@ func TestRunFlushesBufferedLogsOnShutdown(t *testing.T) {
 		t.Errorf("access log or stop line lost at shutdown:\n%s", logs.String())
 	}
 }
+
+func TestClientDisconnectCancelsTheServiceCall(t *testing.T) {
+	h := newHarness(t)
+	started := make(chan struct{}, 1)
+	cancelled := make(chan struct{}, 1)
+	h.services["auth"].handle(func(_ http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-time.After(8 * time.Second):
+		}
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "GET /api/v1/auth/me HTTP/1.1\r\nHost: gw\r\nX-Request-Id: gone-client\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	hungUp := time.Now()
+	_ = conn.Close()
+
+	select {
+	case <-cancelled:
+		if d := time.Since(hungUp); d > 2*time.Second {
+			t.Errorf("service call cancelled %v after the hang-up", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the service call was not cancelled after the client hung up (endpoint timeout is 10s)")
+	}
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(h.logs.String(), `"request_id":"gone-client"`) {
+			break
+		}
+	}
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(line, `"request_id":"gone-client"`) && strings.Contains(line, `"msg":"request"`) {
+			if !strings.Contains(line, `"status":499`) {
+				t.Errorf("access log line = %s, want status 499", line)
+			}
+			return
+		}
+	}
+	t.Errorf("no access log line for the abandoned request:\n%s", h.logs.String())
+}
+
+func TestSlowCallWithClientStillThereIsNotCancelled(t *testing.T) {
+	h := newHarness(t)
+	h.services["auth"].handle(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(400 * time.Millisecond): // Past the watch delay.
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"slow":true}`)
+	})
+	for i := 0; i < 3; i++ { // Same keep-alive connection: watching must not break it.
+		r := h.do(t, http.MethodGet, "/api/v1/auth/me", nil)
+		if r.Status != http.StatusOK || string(r.Body) != `{"slow":true}` {
+			t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+}

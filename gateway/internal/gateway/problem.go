@@ -91,11 +91,13 @@ func writeProblem(ctx *fasthttp.RequestCtx, p problem) {
 func statusForError(err error) int {
 	var netErr net.Error
 	switch {
+	case errors.Is(err, context.Canceled):
+		// First: a call cancelled for a client that left also carries the error
+		// its cut connection produced.
+		return statusClientClosedRequest
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, fasthttp.ErrDialTimeout):
 		return http.StatusGatewayTimeout
-	case errors.Is(err, context.Canceled):
-		return statusClientClosedRequest
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return http.StatusGatewayTimeout
 	default:

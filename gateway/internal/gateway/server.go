@@ -121,6 +121,8 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx) (route *endpoint, status in
 func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, ep *endpoint, path []byte, params *[maxParams]span) (status int, errText string, helmet bool) {
 	c := acquireCall(ctx, ep)
 	defer releaseCall(c)
+	c.startWatch()
+	defer c.stopWatch()
 	for i, name := range ep.params {
 		c.params[name] = string(path[params[i].start:params[i].end])
 	}
@@ -320,7 +322,12 @@ func isTimeout(err error) bool {
 
 // callPool recycles the per-request state of proxied calls, so a call allocates
 // nothing of its own beyond what lura's pipeline does.
-var callPool = sync.Pool{New: func() any { return &call{params: make(map[string]string, maxParams)} }}
+var callPool = sync.Pool{New: func() any {
+	c := &call{params: make(map[string]string, maxParams)}
+	c.watch = time.AfterFunc(time.Hour, c.onWatch)
+	c.watch.Stop()
+	return c
+}}
 
 func acquireCall(ctx *fasthttp.RequestCtx, ep *endpoint) *call {
 	c := callPool.Get().(*call)
