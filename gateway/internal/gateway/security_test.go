@@ -166,3 +166,49 @@ func TestClientHostIsNotForwarded(t *testing.T) {
 		}
 	}
 }
+
+// rawExchange writes raw bytes to the gateway and reads one answer.
+func rawExchange(t *testing.T, baseURL, raw string) response {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(baseURL, "http://"), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", raw[:min(len(raw), 60)], err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, resp.Header, body}
+}
+
+func TestHTTPParserErrorsGiveProblems(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct {
+		name   string
+		raw    string
+		status int
+	}{
+		{"oversized headers", "GET /api/v1/auth/me HTTP/1.1\r\nHost: gw\r\nX-Big: " + strings.Repeat("a", 20<<10) + "\r\n\r\n", 431},
+		{"bad chunk size", "POST /api/v1/projects HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400},
+		{"garbage request line", "HELLO\r\n\r\n", 400},
+		{"bad content length", "POST /api/v1/projects HTTP/1.1\r\nHost: gw\r\nContent-Length: nope\r\n\r\n{}", 400},
+		{"chunked body over 1 MiB", "POST /api/v1/projects HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", 1<<20+1, strings.Repeat("x", 1<<20+1)), 413},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rawExchange(t, h.url, tc.raw)
+			wantProblem(t, r, tc.status)
+			wantSecurityHeaders(t, tc.name, r)
+		})
+	}
+	if n := len(h.services["project"].requests()) + len(h.services["auth"].requests()); n != 0 {
+		t.Errorf("services got %d requests; refused requests must stop at the gateway", n)
+	}
+}
