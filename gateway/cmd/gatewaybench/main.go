@@ -120,7 +120,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }()
 
 	dbName := fmt.Sprintf("gwbench_%d", time.Now().UnixNano())
 	dbURL, drop, err := createDatabase(*pgURL, dbName)
@@ -138,9 +138,9 @@ func run() error {
 		}
 	}()
 	start := func(env []string, name string, args ...string) (*exec.Cmd, error) {
-		cmd := exec.Command(name, args...)
+		cmd := exec.CommandContext(context.Background(), name, args...) //nolint:gosec // A benchmark tool runs the programs it is told to.
 		cmd.Env = append(os.Environ(), env...)
-		logf, err := os.Create(filepath.Join(tmp, filepath.Base(name)+"-"+strconv.Itoa(len(procs))+".log"))
+		logf, err := os.Create(filepath.Join(tmp, filepath.Base(name)+"-"+strconv.Itoa(len(procs))+".log")) //nolint:gosec // A benchmark tool runs the programs it is told to.
 		if err != nil {
 			return nil, err
 		}
@@ -290,7 +290,7 @@ var (
 // wrk runs wrk once and parses its report.
 func wrk(target, header string, threads, conns int, d time.Duration) (result, error) {
 	args := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(int(d.Seconds())) + "s", "--latency", "-H", header, target}
-	out, err := exec.Command("wrk", args...).CombinedOutput()
+	out, err := exec.CommandContext(context.Background(), "wrk", args...).CombinedOutput() //nolint:gosec // A benchmark tool runs the programs it is told to.
 	if err != nil {
 		return result{}, fmt.Errorf("wrk %v: %w\n%s", args, err, out)
 	}
@@ -345,11 +345,11 @@ func cpuTime(pid int) time.Duration {
 // scrape reads the unlabelled samples of the gateway's admin /metrics.
 func scrape(adminAddr string) map[string]float64 {
 	out := map[string]float64{}
-	resp, err := http.Get("http://" + adminAddr + "/metrics") //nolint:noctx // A local benchmark tool.
+	resp, err := get("http://" + adminAddr + "/metrics")
 	if err != nil {
 		return out
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
@@ -378,17 +378,22 @@ func login(base string) (string, error) {
 		AccessToken string `json:"accessToken"`
 	}
 	if err := json.Unmarshal(out, &tokens); err != nil || tokens.AccessToken == "" {
-		return "", fmt.Errorf("login answer %s: %v", out, err)
+		return "", fmt.Errorf("login answer %s: %w", out, err)
 	}
 	return tokens.AccessToken, nil
 }
 
 func postJSON(u, body string, want int) ([]byte, error) {
-	resp, err := http.Post(u, "application/json", strings.NewReader(body)) //nolint:noctx // A local benchmark tool.
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, u, strings.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req) //nolint:gosec // G107: local addresses of the run.
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
 	out, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
 		return nil, fmt.Errorf("POST %s: %d %s", u, resp.StatusCode, out)
@@ -408,7 +413,7 @@ func createDatabase(adminURL, name string) (string, func(), error) {
 		port = "5432"
 	}
 	args := []string{"-h", u.Hostname(), "-p", port, "-U", u.User.Username()}
-	if out, err := exec.Command("createdb", append(args, name)...).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(context.Background(), "createdb", append(args, name)...).CombinedOutput(); err != nil { //nolint:gosec // A benchmark tool runs the programs it is told to.
 		return "", nil, fmt.Errorf("createdb: %w: %s", err, out)
 	}
 	db := *u
@@ -416,7 +421,7 @@ func createDatabase(adminURL, name string) (string, func(), error) {
 	drop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = exec.CommandContext(ctx, "dropdb", append(args, "--force", name)...).Run()
+		_ = exec.CommandContext(ctx, "dropdb", append(args, "--force", name)...).Run() //nolint:gosec // A benchmark tool runs the programs it is told to.
 	}
 	return db.String(), drop, nil
 }
@@ -424,7 +429,7 @@ func createDatabase(adminURL, name string) (string, func(), error) {
 func waitOK(u string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(u) //nolint:noctx // A local benchmark tool.
+		resp, err := get(u)
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -437,11 +442,11 @@ func waitOK(u string, within time.Duration) error {
 }
 
 func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().String()
 }
 
@@ -464,4 +469,13 @@ func us(d time.Duration) string { return fmt.Sprintf("%.0fus", float64(d.Nanosec
 func numCPU() int {
 	data, _ := os.ReadFile("/proc/cpuinfo")
 	return max(1, strings.Count(string(data), "processor\t:"))
+}
+
+// get fetches a local URL of the run.
+func get(u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req) //nolint:gosec // G107: local addresses of the run.
 }

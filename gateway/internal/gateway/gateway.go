@@ -76,9 +76,6 @@ type Gateway struct {
 	clients   map[string]*backendClient // base URL -> client, shared by the endpoints of a service
 	backends  map[string]string         // service name -> base URL, for readiness probes
 	services  []string
-
-	// inFlight counts the calls that are inside a lura pipeline, for tests.
-	inFlight sync.WaitGroup
 }
 
 // New builds the gateway from the options; nothing listens yet.
