@@ -43,6 +43,8 @@ type Options struct {
 	OpenAPI []byte
 	// Logger receives the access log and errors; nil means slog.Default().
 	Logger *slog.Logger
+	// MaxClientConns bounds the client connections served at once; 0 means 4096.
+	MaxClientConns int
 }
 
 // endpoint is one route of krakend.json with the lura pipeline built for it.
@@ -70,6 +72,7 @@ type Gateway struct {
 	metrics  *metrics
 	router   *router
 	eps      []*endpoint
+	maxConns int
 	maxWait  time.Duration // longest endpoint timeout
 
 	clientsMu sync.Mutex
@@ -99,6 +102,10 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		clients:  map[string]*backendClient{},
 		backends: map[string]string{},
 		services: services(cfg),
+		maxConns: opts.MaxClientConns,
+	}
+	if g.maxConns <= 0 {
+		g.maxConns = defaultMaxClientConns
 	}
 	for _, svc := range g.services {
 		g.backends[svc], _ = opts.Settings.BackendURL(svc)
@@ -199,7 +206,7 @@ func (g *Gateway) Close() {
 func (g *Gateway) Serve(ctx context.Context, public, admin net.Listener) error {
 	srv := g.newServer()
 	served := make(chan error, 2)
-	go func() { served <- srv.Serve(public) }()
+	go func() { served <- srv.Serve(newLimitListener(public, g.maxConns)) }()
 
 	var adminSrv *http.Server
 	if admin != nil {

@@ -1,15 +1,18 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	assets "github.com/bugtracker/bugtracker/gateway"
 	"github.com/bugtracker/bugtracker/gateway/internal/gateway"
 )
 
@@ -312,5 +315,73 @@ func TestSlowCallWithClientStillThereIsNotCancelled(t *testing.T) {
 		if r.Status != http.StatusOK || string(r.Body) != `{"slow":true}` {
 			t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
 		}
+	}
+}
+
+func TestClientConnectionsAreBounded(t *testing.T) {
+	h := newHarness(t)
+	s, err := gateway.LoadSettings([]string{"GATEWAY_AUTH_URL=" + h.services["auth"].srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := gateway.LoadConfig(assets.KrakendConfig, "krakend.json", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(context.Background(), gateway.Options{Settings: s, Config: cfg, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), MaxClientConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ctx, ln, nil) }()
+	defer func() { cancel(); <-served }()
+
+	exchange := func(conn net.Conn) error {
+		_ = conn.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return err
+		}
+		return resp.Body.Close()
+	}
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := exchange(c); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		held = append(held, c)
+	}
+	third, err := net.Dial("tcp", ln.Addr().String()) // The kernel accepts it into the backlog.
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if _, err := io.WriteString(third, "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(third)
+	_ = third.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := br.Peek(1); err == nil {
+		t.Fatal("a third connection was served while the limit is 2")
+	}
+	_ = held[0].Close()
+	_ = third.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the waiting connection was not served after one of the two closed: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status = %d", resp.StatusCode)
 	}
 }
