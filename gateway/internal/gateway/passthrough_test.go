@@ -293,6 +293,9 @@ func TestMalformedPathParamGives400Problem(t *testing.T) {
 	for _, path := range []string{"/api/v1/cards/a%3Fb", "/api/v1/cards/%2E%2E", "/api/v1/cards/a%2525"} {
 		wantProblem(t, h.do(t, http.MethodGet, path, nil), http.StatusBadRequest)
 	}
+	for _, target := range []string{"/api/v1/cards/..", "/api/v1/cards/.", "/api/v1/projects/{{.UserId}}/members/u2"} {
+		wantProblem(t, rawRequest(t, h.url, http.MethodDelete, target), http.StatusBadRequest)
+	}
 	if n := len(h.services["project"].requests()); n != 0 {
 		t.Errorf("service got %d requests", n)
 	}

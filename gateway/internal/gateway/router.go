@@ -195,11 +195,15 @@ func pathError(path []byte) string {
 }
 
 // paramError says why a path parameter is refused, or "": encoded characters would
-// change the service URL lura builds from it, and dot segments would climb out of
-// the route.
+// change the service URL lura builds from it, braces could spell another
+// parameter's placeholder ({{.UserId}}) in lura's template substitution, and dot
+// segments would climb out of the route.
 func paramError(v []byte) string {
 	if bytes.IndexByte(v, '%') >= 0 {
 		return "a path parameter contains an encoded character"
+	}
+	if bytes.ContainsAny(v, "{}") {
+		return "a path parameter contains a brace"
 	}
 	if string(v) == "." || string(v) == ".." {
 		return "a path parameter is a dot segment"
