@@ -156,6 +156,7 @@ type call struct {
 	breq    fasthttp.Request
 	bresp   fasthttp.Response
 	scratch []byte
+	ip      []byte
 	args    fasthttp.Args
 }
 
@@ -235,8 +236,8 @@ func (c *call) do(bc *backendClient, r *proxy.Request) (*proxy.Response, error) 
 		}
 	}
 	// The peer address replaces whatever a client claimed.
-	var ipBuf [64]byte
-	req.Header.SetBytesV("X-Forwarded-For", appendRemoteIP(ipBuf[:0], c.rc))
+	c.ip = appendRemoteIP(c.ip[:0], c.rc)
+	req.Header.SetBytesV("X-Forwarded-For", c.ip)
 	if body := in.Body(); len(body) > 0 {
 		req.SetBodyRaw(body)
 	}

@@ -205,6 +205,9 @@ func paramError(v []byte) string {
 	if bytes.ContainsAny(v, "{}") {
 		return "a path parameter contains a brace"
 	}
+	if bytes.ContainsAny(v, "?#") {
+		return "a path parameter contains a query or fragment delimiter"
+	}
 	if string(v) == "." || string(v) == ".." {
 		return "a path parameter is a dot segment"
 	}

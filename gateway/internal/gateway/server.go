@@ -132,8 +132,10 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, ep *endpoint, path []byte, par
 		Params: c.params,
 	}
 	resp, err := ep.proxy(c, &c.preq)
-	if err == nil {
-		err = c.Err()
+	if e := c.err.Load(); err == nil && e != nil {
+		// The client left while the answer came: it is not relayed, but counted
+		// and logged as what it was.
+		err = *e
 	}
 	if err != nil {
 		status := statusForError(err)
