@@ -13,7 +13,9 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Connection pool limits towards one service.
+// Connection pool limits towards one service. The idle timeout stays below the
+// services' own (120 s), so the gateway never reuses a connection the service is
+// about to close, which for a POST would be a 502 instead of a retry.
 const (
 	maxBackendConns    = 2048
 	maxIdleBackendConn = 512
