@@ -20,7 +20,7 @@ TEST_ENV := REDIS_URL='$(TEST_REDIS_URL)' POSTGRES_URL='$(TEST_POSTGRES_URL)' \
 
 GO_TEST_FLAGS ?= -race -count=1
 
-.PHONY: help run build test servers check-generate check-compose generate vet lint test-modules tidy clean bench-events
+.PHONY: help run build test servers check-generate check-compose generate vet lint test-modules tidy clean bench-events bench-gateway
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,15 @@ bench-events: ## Event bus figures on the real Redis and PostgreSQL (relay+consu
 
 tidy: ## go mod tidy in every module.
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+
+bench-gateway: ## Gateway vs direct vs a bare fasthttp proxy with wrk (real auth on PostgreSQL + Redis): req/s, p50, p99, CPU/request, ratios.
+	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	bash scripts/ensure-servers.sh
+	@mkdir -p bin
+	go -C auth build -o ../bin/auth ./cmd/auth
+	go -C gateway build -o ../bin/gateway ./cmd/gateway
+	go -C gateway build -o ../bin/gatewaybench ./cmd/gatewaybench
+	POSTGRES_URL='$(TEST_POSTGRES_URL)' REDIS_URL='$(TEST_REDIS_URL)' ./bin/gatewaybench -bin bin
 
 clean: ## Remove build output and local state (./bin, ./data, ./.tmp).
 	rm -rf bin data .tmp

@@ -242,7 +242,7 @@ func startSystem(t *testing.T) *system {
 	}
 	auth := startProcess(t, bin, "auth", append(common, "AUTH_HTTP_ADDR="+authAddr, "AUTH_DATABASE_URL="+authURL.String(), "AUTH_MAIL_DIR="+mailDir))
 	notif := startProcess(t, bin, "notif", append(common, "NOTIF_HTTP_ADDR="+notifAddr, "NOTIF_MONGO_URI="+mongoURI, "NOTIF_MONGO_DATABASE="+name))
-	gw := startProcess(t, bin, "gateway", append(common, "GATEWAY_ADDR="+gwAddr,
+	gw := startProcess(t, bin, "gateway", append(common, "GATEWAY_ADDR="+gwAddr, "GATEWAY_ADMIN_ADDR=127.0.0.1:0",
 		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr))
 	waitReady(t, auth, "http://"+authAddr+"/readyz")
 	waitReady(t, notif, "http://"+notifAddr+"/readyz")

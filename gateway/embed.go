@@ -1,9 +1,11 @@
 // Package gateway holds the gateway's committed files, krakend.json (the routing
-// table) and openapi.json (the public API document), embedded so that the binary
+// table, generated from internal/gateway.Routes by `go generate`) and openapi.json (the public API document), embedded so that the binary
 // runs from any directory without them on disk. The code lives in internal/gateway.
 package gateway
 
 import _ "embed"
+
+//go:generate go run ./cmd/krakendgen -o krakend.json
 
 // KrakendConfig is the KrakenD-style routing configuration the gateway uses unless
 // GATEWAY_CONFIG names another file.

@@ -16,6 +16,8 @@ func TestLoadSettingsDefaults(t *testing.T) {
 	}
 	want := gateway.Settings{
 		Addr:       ":8080",
+		AdminAddr:  "127.0.0.1:9091",
+		GOGC:       "400",
 		AuthURL:    "http://127.0.0.1:8081",
 		ProjectURL: "http://127.0.0.1:8082",
 		CommentURL: "http://127.0.0.1:8083",
@@ -54,6 +56,9 @@ func TestLoadSettingsNamesTheBadVariable(t *testing.T) {
 		{"GATEWAY_ADDR=8080", "GATEWAY_ADDR"},
 		{"GATEWAY_ADDR=:http", "GATEWAY_ADDR"},
 		{"LOG_LEVEL=loud", "LOG_LEVEL"},
+		{"GATEWAY_ADMIN_ADDR=9091", "GATEWAY_ADMIN_ADDR"},
+		{"GATEWAY_GOGC=5", "GATEWAY_GOGC"},
+		{"GATEWAY_GOGC=lots", "GATEWAY_GOGC"},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
 			_, err := gateway.LoadSettings([]string{tc.env})
@@ -131,5 +136,17 @@ func TestConfigSourceReportsMissingFile(t *testing.T) {
 	_, _, err := gateway.ConfigSource(gateway.Settings{ConfigFile: "/does/not/exist.json"})
 	if err == nil || !strings.Contains(err.Error(), "GATEWAY_CONFIG") {
 		t.Fatalf("error = %v, want one naming GATEWAY_CONFIG", err)
+	}
+}
+
+// TestKrakendJSONIsGenerated fails when the committed krakend.json is not what the
+// route table renders: edit internal/gateway/routes.go, then `go generate ./...`.
+func TestKrakendJSONIsGenerated(t *testing.T) {
+	want, err := gateway.RenderConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != string(assets.KrakendConfig) {
+		t.Fatal("krakend.json differs from what internal/gateway.Routes renders; run `go generate ./...` in gateway/ and commit it")
 	}
 }

@@ -1,6 +1,8 @@
-// Package gateway builds the bug tracker's API gateway: a lura (KrakenD engine)
-// router on gin that passes every public route through to the service owning it,
-// plus the gateway's own health, readiness, metrics and OpenAPI routes.
+// Package gateway builds the bug tracker's API gateway: lura (the KrakenD engine)
+// reads krakend.json and builds each endpoint's proxy pipeline, whose last stage is
+// a fasthttp client; a fasthttp server in front routes requests into those
+// pipelines and serves the gateway's own health, readiness and OpenAPI routes.
+// Metrics live on a separate admin listener.
 package gateway
 
 import (
@@ -11,17 +13,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/luraproject/lura/v2/config"
-	"github.com/luraproject/lura/v2/logging"
 	"github.com/luraproject/lura/v2/proxy"
-	krakendgin "github.com/luraproject/lura/v2/router/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	assets "github.com/bugtracker/bugtracker/gateway"
 )
@@ -42,29 +43,45 @@ type Options struct {
 	OpenAPI []byte
 	// Logger receives the access log and errors; nil means slog.Default().
 	Logger *slog.Logger
+	// MaxClientConns bounds the client connections served at once; 0 means 4096.
+	MaxClientConns int
 }
 
-// Gateway is a built gateway: an http.Handler plus the server around it.
+// endpoint is one route of krakend.json with the lura pipeline built for it.
+type endpoint struct {
+	index   int    // position in Gateway.eps, also the metrics slot
+	method  string // upper case
+	label   string // "/api/v1/cards/{id}", the documentation's template
+	timeout time.Duration
+	proxy   proxy.Proxy
+	// headers are the input_headers to copy to the service (canonical names),
+	// without the ones the gateway sets itself.
+	headers [][]byte
+	// params are the lura parameter names ("Id", "UserId") in path order.
+	params []string
+	// queryAll forwards the query string untouched; otherwise only queryKeys pass.
+	queryAll  bool
+	queryKeys [][]byte
+}
+
+// Gateway is a built gateway: its routes, its pipelines and its clients.
 type Gateway struct {
-	engine    *gin.Engine
-	logger    *slog.Logger
-	transport *http.Transport
-	client    *http.Client
-	backends  map[string]string // service name -> base URL, for readiness probes
+	logger   *slog.Logger
+	settings Settings
+	openAPI  []byte
+	metrics  *metrics
+	router   *router
+	eps      []*endpoint
+	maxConns int
+	maxWait  time.Duration // longest endpoint timeout
+
+	clientsMu sync.Mutex
+	clients   map[string]*backendClient // base URL -> client, shared by the endpoints of a service
+	backends  map[string]string         // service name -> base URL, for readiness probes
 	services  []string
-	openAPI   []byte
-	metrics   *metrics
-	routes    map[string]string // gin route (":id") -> label ("{id}")
-	endpoints []string          // "METHOD /path/{id}" of every proxied endpoint
-	maxWait   time.Duration     // longest endpoint timeout
 }
 
-// buildMu serialises engine construction: krakendgin.NewEngine and the lura router
-// set package-level state (gin's mode, lura's error-message flag, the default
-// transport) that the race detector would flag if two gateways were built at once.
-var buildMu sync.Mutex
-
-// New builds the gateway's handler from the options; nothing listens yet.
+// New builds the gateway from the options; nothing listens yet.
 func New(ctx context.Context, opts Options) (*Gateway, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -78,220 +95,149 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("gateway: configuration has no endpoints; load it with LoadConfig")
 	}
-
 	g := &Gateway{
 		logger:   logger,
+		settings: opts.Settings,
+		openAPI:  openAPI,
+		clients:  map[string]*backendClient{},
 		backends: map[string]string{},
 		services: services(cfg),
-		openAPI:  openAPI,
-		metrics:  newMetrics(),
-		routes:   map[string]string{},
+		maxConns: opts.MaxClientConns,
+	}
+	if g.maxConns <= 0 {
+		g.maxConns = defaultMaxClientConns
 	}
 	for _, svc := range g.services {
 		g.backends[svc], _ = opts.Settings.BackendURL(svc)
 	}
-	for _, e := range cfg.Endpoints {
-		g.maxWait = max(g.maxWait, e.Timeout)
-	}
-	g.transport = newBackendTransport()
-	g.client = &http.Client{
-		Transport: g.transport,
-		// A pass-through gateway hands redirects to the client instead of following them.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-
 	if err := g.build(ctx, cfg); err != nil {
-		g.transport.CloseIdleConnections()
 		return nil, err
 	}
+	g.metrics = newMetrics(len(g.eps))
 	return g, nil
 }
 
-// build assembles the gin engine and lets lura register the configured endpoints.
-func (g *Gateway) build(ctx context.Context, cfg config.ServiceConfig) (err error) {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	defer func() {
-		// gin panics on conflicting routes; report that as a configuration error.
-		if r := recover(); r != nil {
-			err = fmt.Errorf("gateway: registering routes: %v", r)
+// build lets lura build every endpoint's proxy pipeline (its default factory: the
+// request builder, the filters, the balancer) around the gateway's fasthttp
+// backend, and compiles the routes.
+func (g *Gateway) build(_ context.Context, cfg config.ServiceConfig) error {
+	factory := proxy.NewDefaultFactory(g.backendFactory(), luraLogger{g.logger})
+	for i, e := range cfg.Endpoints {
+		p, err := factory.New(e)
+		if err != nil {
+			return fmt.Errorf("gateway: endpoint %s %s: %w", e.Method, e.Endpoint, err)
 		}
-	}()
-
-	luraLog := luraLogger{g.logger}
-	cfg.ExtraConfig = withEngineDefaults(cfg.ExtraConfig)
-	engine := krakendgin.NewEngine(cfg, krakendgin.EngineOptions{Logger: luraLog, Writer: io.Discard})
-	if !hasTrustedProxies(cfg.ExtraConfig) {
-		// Trust no forwarding header unless the configuration names the proxies.
-		if err := engine.SetTrustedProxies(nil); err != nil {
-			return fmt.Errorf("gateway: trusted proxies: %w", err)
+		ep := &endpoint{
+			index:   i,
+			method:  strings.ToUpper(e.Method),
+			label:   routeLabel(e.Endpoint),
+			timeout: e.Timeout,
+			proxy:   p,
 		}
-	}
-	engine.Use(g.requestID, g.observe, g.problems, g.recoverer)
-	engine.NoRoute(func(c *gin.Context) { writeProblem(c, problemFor(http.StatusNotFound)) })
-	engine.NoMethod(func(c *gin.Context) { writeProblem(c, problemFor(http.StatusMethodNotAllowed)) })
-	engine.GET("/healthz", g.healthz)
-	engine.GET("/readyz", g.readyz)
-	engine.GET("/metrics", gin.WrapH(g.metrics.handler()))
-	engine.GET("/api/v1/openapi.json", g.openAPIDocument)
-
-	factory := krakendgin.NewFactory(krakendgin.Config{
-		Engine:         engine,
-		Middlewares:    []gin.HandlerFunc{limitBody, checkParams},
-		HandlerFactory: krakendgin.CustomErrorEndpointHandler(logging.NoOp, statusForError),
-		ProxyFactory:   proxy.NewDefaultFactory(g.backendFactory(), luraLog),
-		Logger:         luraLog,
-		// lura's Run registers the endpoints and then calls RunServer; the gateway
-		// runs its own server (Serve), so this one returns at once.
-		RunServer: func(context.Context, config.ServiceConfig, http.Handler) error { return nil },
-	})
-	factory.NewWithContext(ctx).Run(cfg)
-
-	registered := map[string]bool{}
-	for _, r := range engine.Routes() {
-		registered[r.Method+" "+r.Path] = true
-		g.routes[r.Path] = routeLabel(r.Path)
-	}
-	for _, e := range cfg.Endpoints {
-		if !registered[strings.ToUpper(e.Method)+" "+e.Endpoint] {
-			return fmt.Errorf("gateway: endpoint %s %s was not registered; see the log", e.Method, e.Endpoint)
+		for _, h := range e.HeadersToPass {
+			switch h {
+			case "X-Forwarded-For", "Content-Length", "Host", "Connection", "Transfer-Encoding":
+				// Set by the gateway or by the client library, never copied.
+			default:
+				ep.headers = append(ep.headers, []byte(h))
+			}
 		}
-		g.endpoints = append(g.endpoints, strings.ToUpper(e.Method)+" "+routeLabel(e.Endpoint))
+		for _, q := range e.QueryString {
+			if q == "*" {
+				ep.queryAll = true
+			}
+			ep.queryKeys = append(ep.queryKeys, []byte(q))
+		}
+		for _, s := range strings.Split(e.Endpoint, "/") {
+			if strings.HasPrefix(s, ":") && len(s) > 1 {
+				// lura's request builder fills {{.Id}} from the key "Id".
+				ep.params = append(ep.params, strings.ToUpper(s[1:2])+s[2:])
+			}
+		}
+		g.maxWait = max(g.maxWait, e.Timeout)
+		g.eps = append(g.eps, ep)
 	}
-	g.engine = engine
+	r, err := newRouter(g.eps)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	g.router = r
 	return nil
 }
 
-// withEngineDefaults returns a copy of the service extra_config whose gin options
-// switch off the parts of krakendgin.NewEngine the gateway replaces with its own
-// middleware: the text access log, /__health and the plain-text path check.
-func withEngineDefaults(extra config.ExtraConfig) config.ExtraConfig {
-	out := config.ExtraConfig{}
-	for k, v := range extra {
-		out[k] = v
-	}
-	opts := map[string]interface{}{}
-	if m, ok := extra[krakendgin.Namespace].(map[string]interface{}); ok {
-		for k, v := range m {
-			opts[k] = v
-		}
-	}
-	opts["disable_access_log"] = true
-	opts["disable_health"] = true
-	opts["disable_path_decoding"] = true
-	out[krakendgin.Namespace] = opts
-	return out
-}
-
-// hasTrustedProxies reports whether the gin options name trusted proxies.
-func hasTrustedProxies(extra config.ExtraConfig) bool {
-	m, ok := extra[krakendgin.Namespace].(map[string]interface{})
-	if !ok {
-		return false
-	}
-	list, ok := m["trusted_proxies"].([]interface{})
-	return ok && len(list) > 0
-}
-
-// newBackendTransport returns the connection pool towards the services. Keep-alive
-// pools sized for a busy gateway matter most for its overhead: Go's default of two
-// idle connections per host makes most requests dial.
-func newBackendTransport() *http.Transport {
-	return &http.Transport{
-		// Internal calls never go through an HTTP proxy from the environment.
-		Proxy: nil,
-		DialContext: (&net.Dialer{
-			Timeout:   3 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		// Bodies pass through untouched: no transparent gzip.
-		DisableCompression: true,
-	}
-}
-
-// backendFactory wraps lura's HTTP proxy so the gateway's own client is used and
-// hop-by-hop headers of the service's response are not relayed.
-func (g *Gateway) backendFactory() proxy.BackendFactory {
-	base := proxy.CustomHTTPProxyFactory(func(context.Context) *http.Client { return g.client })
-	return func(b *config.Backend) proxy.Proxy {
-		next := base(b)
-		return func(ctx context.Context, r *proxy.Request) (*proxy.Response, error) {
-			resp, err := next(ctx, r)
-			if resp != nil {
-				dropHopHeaders(resp.Metadata.Headers)
-			}
-			return resp, err
-		}
-	}
-}
-
-// hopHeaders are meaningful for a single connection only (RFC 9110, section 7.6.1).
-var hopHeaders = []string{
-	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
-// dropHopHeaders deletes the hop-by-hop headers of h, including those that its
-// Connection header names.
-func dropHopHeaders(h map[string][]string) {
-	if c, ok := h["Connection"]; ok {
-		for _, v := range c {
-			for _, name := range strings.Split(v, ",") {
-				delete(h, http.CanonicalHeaderKey(strings.TrimSpace(name)))
-			}
-		}
-	}
-	for _, name := range hopHeaders {
-		delete(h, name)
-	}
-}
-
-// Handler returns the gateway as an http.Handler.
-func (g *Gateway) Handler() http.Handler { return g.engine }
-
 // Endpoints lists the proxied endpoints as "METHOD /path/{param}", in configuration
-// order; the gateway's own routes (health, metrics, docs) are not included.
-func (g *Gateway) Endpoints() []string { return slices.Clone(g.endpoints) }
+// order; the gateway's own routes (health, docs) are not included.
+func (g *Gateway) Endpoints() []string {
+	out := make([]string, 0, len(g.eps))
+	for _, ep := range g.eps {
+		out = append(out, ep.method+" "+ep.label)
+	}
+	return slices.Clip(out)
+}
 
-// Registry returns the Prometheus registry behind /metrics.
+// Registry returns the Prometheus registry the admin listener serves at /metrics.
 func (g *Gateway) Registry() *prometheus.Registry { return g.metrics.registry }
 
+// AdminHandler serves the admin routes: /metrics, and /healthz so that the admin
+// port can be probed on its own. It is never mounted on the public port.
+func (g *Gateway) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", g.metrics.handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	})
+	return mux
+}
+
 // Close releases the idle connections to the services.
-func (g *Gateway) Close() { g.transport.CloseIdleConnections() }
-
-// Serve answers requests on ln until ctx is done, then stops accepting, lets
-// in-flight requests finish (up to 30 s) and returns nil.
-func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           g.engine,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// Long enough for the slowest endpoint to answer and its body to be relayed.
-		WriteTimeout:   g.maxWait + 30*time.Second,
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
+func (g *Gateway) Close() {
+	g.clientsMu.Lock()
+	defer g.clientsMu.Unlock()
+	for _, c := range g.clients {
+		c.tr.closeIdle()
+		c.probe.CloseIdleConnections()
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+}
 
+// Serve answers public requests on public and admin requests on admin (which may
+// be nil) until ctx is done; then it stops accepting, lets in-flight requests
+// finish (up to 30 s) and returns nil.
+func (g *Gateway) Serve(ctx context.Context, public, admin net.Listener) error {
+	srv := g.newServer()
+	served := make(chan error, 2)
+	go func() { served <- srv.Serve(newLimitListener(public, g.maxConns)) }()
+
+	var adminSrv *http.Server
+	if admin != nil {
+		adminSrv = &http.Server{
+			Handler:           g.AdminHandler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
+		}
+		go func() {
+			if err := adminSrv.Serve(admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				served <- fmt.Errorf("admin listener: %w", err)
+			}
+		}()
+	}
+
+	var serveErr error
 	select {
-	case err := <-served:
-		return fmt.Errorf("gateway: serving: %w", err)
+	case serveErr = <-served:
 	case <-ctx.Done():
 	}
 	g.logger.Info("shutting down: finishing in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
-	err := srv.Shutdown(shutdownCtx)
-	if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		g.logger.Warn("serve stopped", "error", serr)
+	err := srv.ShutdownWithContext(shutdownCtx)
+	if adminSrv != nil {
+		_ = adminSrv.Shutdown(shutdownCtx)
 	}
 	g.Close()
+	if serveErr != nil {
+		return fmt.Errorf("gateway: serving: %w", serveErr)
+	}
 	if err != nil {
 		return fmt.Errorf("gateway: shutdown: %w", err)
 	}
@@ -299,17 +245,60 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Run is the whole program: it reads the environment, builds the gateway, listens
-// on GATEWAY_ADDR and serves until ctx is done (the caller cancels it on SIGINT or
-// SIGTERM). Logs go to logOut as JSON lines.
+// newServer configures the public fasthttp server.
+func (g *Gateway) newServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:      g.serve,
+		ErrorHandler: g.serveError,
+		Name:         "",
+		// The request body limit of the contract; larger bodies, declared or
+		// chunked, end in serveError with ErrBodyTooLarge.
+		MaxRequestBodySize: maxBodyBytes,
+		// The request line and headers must fit in this buffer (431 otherwise).
+		ReadBufferSize:  readBufferSize,
+		WriteBufferSize: 16 << 10,
+		ReadTimeout:     30 * time.Second,
+		// Long enough for the slowest endpoint to answer and its body to be relayed.
+		WriteTimeout:                  g.maxWait + 30*time.Second,
+		IdleTimeout:                   120 * time.Second,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisablePreParseMultipartForm:  true,
+		DisableHeaderNamesNormalizing: false,
+		CloseOnShutdown:               true,
+		Logger:                        fasthttpLogger{g.logger},
+	}
+}
+
+// readBufferSize bounds the request line plus headers (net/http's default limit
+// would be 1 MiB; a bearer token and the usual headers need about 2 KiB).
+const readBufferSize = 16 << 10
+
+// fasthttpLogger sends fasthttp's own messages (accept errors and the like) to slog.
+type fasthttpLogger struct{ l *slog.Logger }
+
+// Printf logs at warn level: fasthttp only reports connection-level trouble here.
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+}
+
+// Run is the whole program: it reads the environment, tunes the garbage collector,
+// builds the gateway, listens on GATEWAY_ADDR and GATEWAY_ADMIN_ADDR and serves
+// until ctx is done (the caller cancels it on SIGINT or SIGTERM). Logs go to logOut
+// as JSON lines.
 func Run(ctx context.Context, environ []string, logOut io.Writer) error {
 	s, err := LoadSettings(environ)
 	if err != nil {
 		return err
 	}
 	level, _ := s.Level() // Validated by LoadSettings.
-	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})).
+	lw := newLogWriter(logOut)
+	defer lw.Close()
+	logger := slog.New(slog.NewJSONHandler(lw, &slog.HandlerOptions{Level: level})).
 		With("service", "gateway")
+	if gc, _ := s.GCPercent(); gc != 0 { // Validated by LoadSettings.
+		debug.SetGCPercent(gc)
+	}
 
 	data, name, err := ConfigSource(s)
 	if err != nil {
@@ -323,12 +312,17 @@ func Run(ctx context.Context, environ []string, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", s.Addr)
+	lc := new(net.ListenConfig)
+	ln, err := lc.Listen(ctx, "tcp", s.Addr)
 	if err != nil {
-		g.Close()
 		return fmt.Errorf("GATEWAY_ADDR: %w", err)
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "config", name,
-		"endpoints", len(cfg.Endpoints), "backends", g.backends)
-	return g.Serve(ctx, ln)
+	admin, err := lc.Listen(ctx, "tcp", s.AdminAddr)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("GATEWAY_ADMIN_ADDR: %w", err)
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "admin_addr", admin.Addr().String(),
+		"config", name, "endpoints", len(cfg.Endpoints), "backends", g.backends, "gogc", s.GOGC)
+	return g.Serve(ctx, ln, admin)
 }

@@ -1,35 +1,33 @@
 package gateway
 
 import (
-	"context"
-	"io"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/gin-gonic/gin"
+	"github.com/valyala/fasthttp"
 )
 
 // readinessTimeout bounds the whole readiness check, all services probed at once.
 const readinessTimeout = time.Second
 
 // healthz answers 200 while the process runs.
-func (g *Gateway) healthz(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+func (g *Gateway) healthz(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"status":"ok"}`)
 }
 
 // readyz answers 200 when every service the configuration routes to answers its
 // /healthz with 200 within a second, else 503 naming the services that did not.
-func (g *Gateway) readyz(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), readinessTimeout)
-	defer cancel()
-	id := requestIDOf(c)
-
+func (g *Gateway) readyz(ctx *fasthttp.RequestCtx) {
+	id := string(ctx.Request.Header.Peek(requestIDHeader))
+	deadline := time.Now().Add(readinessTimeout)
 	ready := make([]bool, len(g.services))
 	var wg sync.WaitGroup
 	for i, svc := range g.services {
-		wg.Go(func() { ready[i] = g.probe(ctx, svc, id) })
+		wg.Go(func() { ready[i] = g.probe(svc, id, deadline) })
 	}
 	wg.Wait()
 
@@ -45,36 +43,40 @@ func (g *Gateway) readyz(c *gin.Context) {
 	if len(down) > 0 {
 		p := problemFor(http.StatusServiceUnavailable)
 		p.Detail = "not ready: " + strings.Join(down, ", ")
-		writeProblem(c, p)
+		writeProblem(ctx, p)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ready", "services": status})
+	body, _ := json.Marshal(map[string]any{"status": "ready", "services": status})
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
 }
 
-// probe reports whether the service's /healthz answers 200.
-func (g *Gateway) probe(ctx context.Context, service, requestID string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.backends[service]+"/healthz", nil)
+// probe reports whether the service's /healthz answers 200 before the deadline.
+func (g *Gateway) probe(service, requestID string, deadline time.Time) bool {
+	bc, err := g.clientFor(g.backends[service])
 	if err != nil {
-		g.logger.WarnContext(ctx, "readiness probe", "request_id", requestID, "backend", service, "error", err.Error())
+		g.logger.Warn("readiness probe", "request_id", requestID, "backend", service, "error", err.Error())
 		return false
 	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURIBytes(append(append([]byte(nil), bc.base...), "/healthz"...))
 	req.Header.Set(requestIDHeader, requestID)
-	resp, err := g.client.Do(req)
-	if err != nil {
-		g.logger.WarnContext(ctx, "readiness probe", "request_id", requestID, "backend", service, "error", err.Error())
+	resp.SkipBody = true
+	if err := bc.probe.DoDeadline(req, resp, deadline); err != nil {
+		g.logger.Warn("readiness probe", "request_id", requestID, "backend", service, "error", err.Error())
 		return false
 	}
-	defer func() { _ = resp.Body.Close() }()
-	// Drain a little so the connection can be reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		g.logger.WarnContext(ctx, "readiness probe", "request_id", requestID, "backend", service, "status", resp.StatusCode)
+	if resp.StatusCode() != http.StatusOK {
+		g.logger.Warn("readiness probe", "request_id", requestID, "backend", service, "status", resp.StatusCode())
 		return false
 	}
 	return true
 }
 
 // openAPIDocument serves the OpenAPI document of the whole public API.
-func (g *Gateway) openAPIDocument(c *gin.Context) {
-	c.Data(http.StatusOK, "application/json", g.openAPI)
+func (g *Gateway) openAPIDocument(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(g.openAPI)
 }

@@ -90,6 +90,7 @@ func (f *fakeService) last(t *testing.T) seenRequest {
 // harness is a gateway served on a random 127.0.0.1 port in front of four fakes.
 type harness struct {
 	url      string
+	adminURL string
 	client   *http.Client
 	gw       *gateway.Gateway
 	services map[string]*fakeService
@@ -160,15 +161,34 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		t.Fatal(err)
 	}
 	h.gw = gw
-	srv := httptest.NewServer(gw.Handler())
+	public, admin := listen(t), listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ctx, public, admin) }()
+	h.client = &http.Client{
+		Transport:     &http.Transport{DisableCompression: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	t.Cleanup(func() {
-		srv.Close()
-		gw.Close()
+		h.client.CloseIdleConnections()
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
 	})
-	h.url = srv.URL
-	h.client = srv.Client()
-	h.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	h.url = "http://" + public.Addr().String()
+	h.adminURL = "http://" + admin.Addr().String()
 	return h
+}
+
+// listen opens a listener on a random 127.0.0.1 port.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 func envName(service string) string {

@@ -10,12 +10,12 @@ import (
 )
 
 // ownRoutes are served by the gateway itself and documented too.
-var ownRoutes = []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /api/v1/openapi.json"}
+var ownRoutes = []string{"GET /healthz", "GET /readyz", "GET /api/v1/openapi.json"}
 
 // publicRoutes need no bearer token (API.md, Conventions).
 var publicRoutes = []string{
 	"POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/refresh",
-	"POST /api/v1/auth/password/forgot", "POST /api/v1/auth/password/reset",
+	"POST /api/v1/auth/password/forgot", "POST /api/v1/auth/password/reset", "GET /api/v1/auth/jwks.json",
 }
 
 type openAPIDoc struct {

@@ -1,15 +1,18 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	assets "github.com/bugtracker/bugtracker/gateway"
 	"github.com/bugtracker/bugtracker/gateway/internal/gateway"
 )
 
@@ -76,7 +79,7 @@ func TestMetricsCountRequestsByRouteTemplateAndStatus(t *testing.T) {
 	h.do(t, http.MethodGet, "/api/v1/cards/c2", nil)
 	h.do(t, http.MethodGet, "/no/such/route", nil)
 
-	r := h.do(t, http.MethodGet, "/metrics", nil)
+	r := getURL(t, h.adminURL+"/metrics")
 
 	if r.Status != http.StatusOK {
 		t.Fatalf("status = %d", r.Status)
@@ -125,7 +128,7 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- h.gw.Serve(ctx, ln) }()
+	go func() { served <- h.gw.Serve(ctx, ln, nil) }()
 
 	got := make(chan int, 1)
 	go func() {
@@ -171,7 +174,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- gateway.Run(ctx, []string{"GATEWAY_ADDR=" + addr, "GATEWAY_AUTH_URL=" + auth.srv.URL}, logs)
+		done <- gateway.Run(ctx, []string{"GATEWAY_ADDR=" + addr, "GATEWAY_ADMIN_ADDR=127.0.0.1:0", "GATEWAY_AUTH_URL=" + auth.srv.URL}, logs)
 	}()
 
 	var resp *http.Response
@@ -200,5 +203,185 @@ func TestRunRejectsBadEnvironment(t *testing.T) {
 	err := gateway.Run(context.Background(), []string{"GATEWAY_PROJECT_URL=::nope"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "GATEWAY_PROJECT_URL") {
 		t.Fatalf("Run = %v, want an error naming GATEWAY_PROJECT_URL", err)
+	}
+}
+
+// getURL fetches a URL with the default client and reads the whole answer.
+func getURL(t *testing.T, url string) response {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{resp.StatusCode, resp.Header, body}
+}
+
+func TestRunFlushesBufferedLogsOnShutdown(t *testing.T) {
+	ln := listen(t)
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	auth := newFakeService(t, "auth")
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- gateway.Run(ctx, []string{"GATEWAY_ADDR=" + addr, "GATEWAY_ADMIN_ADDR=127.0.0.1:0", "GATEWAY_AUTH_URL=" + auth.srv.URL}, logs)
+	}()
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, err = http.Get("http://" + addr + "/api/v1/auth/me?last=1"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"path":"/api/v1/auth/me"`) || !strings.Contains(logs.String(), `"msg":"stopped"`) {
+		t.Errorf("access log or stop line lost at shutdown:\n%s", logs.String())
+	}
+}
+
+func TestClientDisconnectCancelsTheServiceCall(t *testing.T) {
+	h := newHarness(t)
+	started := make(chan struct{}, 1)
+	cancelled := make(chan struct{}, 1)
+	h.services["auth"].handle(func(_ http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-time.After(8 * time.Second):
+		}
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "GET /api/v1/auth/me HTTP/1.1\r\nHost: gw\r\nX-Request-Id: gone-client\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	hungUp := time.Now()
+	_ = conn.Close()
+
+	select {
+	case <-cancelled:
+		if d := time.Since(hungUp); d > 2*time.Second {
+			t.Errorf("service call cancelled %v after the hang-up", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the service call was not cancelled after the client hung up (endpoint timeout is 10s)")
+	}
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(h.logs.String(), `"request_id":"gone-client"`) {
+			break
+		}
+	}
+	for _, line := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(line, `"request_id":"gone-client"`) && strings.Contains(line, `"msg":"request"`) {
+			if !strings.Contains(line, `"status":499`) {
+				t.Errorf("access log line = %s, want status 499", line)
+			}
+			return
+		}
+	}
+	t.Errorf("no access log line for the abandoned request:\n%s", h.logs.String())
+}
+
+func TestSlowCallWithClientStillThereIsNotCancelled(t *testing.T) {
+	h := newHarness(t)
+	h.services["auth"].handle(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(400 * time.Millisecond): // Past the watch delay.
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"slow":true}`)
+	})
+	for i := 0; i < 3; i++ { // Same keep-alive connection: watching must not break it.
+		r := h.do(t, http.MethodGet, "/api/v1/auth/me", nil)
+		if r.Status != http.StatusOK || string(r.Body) != `{"slow":true}` {
+			t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+}
+
+func TestClientConnectionsAreBounded(t *testing.T) {
+	h := newHarness(t)
+	s, err := gateway.LoadSettings([]string{"GATEWAY_AUTH_URL=" + h.services["auth"].srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := gateway.LoadConfig(assets.KrakendConfig, "krakend.json", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(context.Background(), gateway.Options{Settings: s, Config: cfg, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), MaxClientConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ctx, ln, nil) }()
+	defer func() { cancel(); <-served }()
+
+	exchange := func(conn net.Conn) error {
+		_ = conn.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return err
+		}
+		return resp.Body.Close()
+	}
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := exchange(c); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		held = append(held, c)
+	}
+	third, err := net.Dial("tcp", ln.Addr().String()) // The kernel accepts it into the backlog.
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if _, err := io.WriteString(third, "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(third)
+	_ = third.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := br.Peek(1); err == nil {
+		t.Fatal("a third connection was served while the limit is 2")
+	}
+	_ = held[0].Close()
+	_ = third.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the waiting connection was not served after one of the two closed: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status = %d", resp.StatusCode)
 	}
 }

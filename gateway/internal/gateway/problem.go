@@ -7,8 +7,7 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/gin-gonic/gin"
-	"github.com/luraproject/lura/v2/transport/http/server"
+	"github.com/valyala/fasthttp"
 )
 
 // problemContentType is the media type of RFC 9457 problem details.
@@ -44,7 +43,13 @@ func newProblem(status int, slug, detail string) problem {
 func problemFor(status int) problem {
 	switch status {
 	case http.StatusBadRequest:
-		return newProblem(status, "bad-request", "the request path is malformed")
+		return newProblem(status, "bad-request", "the request is malformed")
+	case http.StatusRequestTimeout:
+		return newProblem(status, "request-timeout", "the request was not received in time")
+	case http.StatusRequestHeaderFieldsTooLarge:
+		return newProblem(status, "headers-too-large", "the request headers exceed the 16 KiB limit")
+	case http.StatusNotImplemented:
+		return newProblem(status, "not-implemented", "this transfer encoding is not supported")
 	case http.StatusNotFound:
 		return newProblem(status, "not-found", "no route matches this method and path")
 	case http.StatusMethodNotAllowed:
@@ -65,42 +70,34 @@ func problemFor(status int) problem {
 	}
 }
 
-// writeProblem sends p as the response and stops the handler chain.
-func writeProblem(c *gin.Context, p problem) {
+// writeProblem sends p as the whole response, replacing anything set before
+// except the request id and the security headers that finish adds.
+func writeProblem(ctx *fasthttp.RequestCtx, p problem) {
 	body, err := json.Marshal(p)
 	if err != nil {
 		// A struct of strings and an int always marshals; keep the status regardless.
-		c.AbortWithStatus(p.Status)
-		return
+		body = nil
 	}
-	h := c.Writer.Header()
-	h.Del("Content-Length")
-	h.Set("Content-Type", problemContentType)
-	h.Set("Cache-Control", "no-store")
-	if p.Status == http.StatusRequestEntityTooLarge {
-		// Part of the body is still unread: the connection cannot carry another request.
-		h.Set("Connection", "close")
-	}
-	c.Writer.WriteHeader(p.Status)
-	_, _ = c.Writer.Write(body)
-	c.Abort()
+	resp := &ctx.Response
+	resp.Header.Reset()
+	resp.Header.SetContentType(problemContentType)
+	resp.Header.Set("Cache-Control", "no-store")
+	resp.SetStatusCode(p.Status)
+	resp.SetBody(body)
 }
 
-// statusForError maps an error from the lura proxy stack to the status the client
-// gets. It is the error-to-status mapper given to krakendgin.CustomErrorEndpointHandler;
-// the problems middleware then writes the body.
+// statusForError maps an error from the lura proxy stack (in the end, from the
+// fasthttp client) to the status the client gets; the body is always a problem.
 func statusForError(err error) int {
-	var tooLarge *http.MaxBytesError
 	var netErr net.Error
 	switch {
-	case errors.As(err, &tooLarge):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, server.ErrInternalError):
-		// lura reports ErrInternalError only when the endpoint context is done, and
-		// the endpoint context ends on its timeout (or on a client that left).
-		return http.StatusGatewayTimeout
 	case errors.Is(err, context.Canceled):
+		// First: a call cancelled for a client that left also carries the error
+		// its cut connection produced.
 		return statusClientClosedRequest
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, fasthttp.ErrDialTimeout):
+		return http.StatusGatewayTimeout
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return http.StatusGatewayTimeout
 	default:

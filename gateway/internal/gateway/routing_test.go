@@ -22,6 +22,7 @@ func TestEveryRouteReachesItsService(t *testing.T) {
 		{"POST", "/api/v1/auth/password", "auth"},
 		{"POST", "/api/v1/auth/password/forgot", "auth"},
 		{"POST", "/api/v1/auth/password/reset", "auth"},
+		{"GET", "/api/v1/auth/jwks.json", "auth"},
 		{"GET", "/api/v1/users", "auth"},
 		{"GET", "/api/v1/users/u-17", "auth"},
 		{"POST", "/api/v1/projects", "project"},

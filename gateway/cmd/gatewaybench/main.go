@@ -1,0 +1,481 @@
+// Command gatewaybench measures the gateway side by side with the service behind it
+// and with a minimal fasthttp reverse proxy (the ceiling of any proxy on this
+// machine), in one run, so that noisy shared cores affect all three alike.
+//
+// `make bench-gateway` builds the binaries and runs it. It starts a fresh auth
+// (PostgreSQL database created for the run, Redis), a trivial service standing in
+// for the project service, the gateway and the ceiling proxy; registers a user and
+// logs in; then drives each target with wrk, saturated (-c16) and unsaturated
+// (-c1), on GET /api/v1/auth/me with the token and on the trivial route
+// GET /api/v1/cards/{id}. It prints req/s, p50, p99, the CPU time per request of
+// the gateway (or ceiling) process, the gateway's allocations per request and
+// resident memory, and the ratio lines.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "trivial":
+			serveTrivial(os.Args[2])
+			return
+		case "ceiling":
+			serveCeiling(os.Args[2], os.Args[3], os.Args[4])
+			return
+		}
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "gatewaybench:", err)
+		os.Exit(1)
+	}
+}
+
+// cardJSON is the trivial service's answer, a typical 300-byte resource.
+const cardJSON = `{"id":"0193a1c2-7f5e-7b3a-9c41-2d5e8f0a1b2c","projectId":"0193a1c2-7f5e-7b3a-9c41-2d5e8f0a1b2d",` +
+	`"title":"Login button does nothing","description":"Steps to reproduce: open the page, click.","status":"todo",` +
+	`"creatorId":"0193a1c2-7f5e-7b3a-9c41-2d5e8f0a1b2e","totalComment":3,` +
+	`"createdAt":"2026-11-24T10:15:30Z","updatedAt":"2026-11-24T10:15:30Z"}`
+
+// serveTrivial answers every request with the card, as fast as fasthttp can.
+func serveTrivial(addr string) {
+	err := fasthttp.ListenAndServe(addr, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(cardJSON)
+	})
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
+
+// serveCeiling is the minimal fasthttp reverse proxy: the client's request goes to
+// the backend as is (Host rewritten) and the backend's response comes back as is.
+// It has none of the gateway's checks, logs or metrics: it is the ceiling.
+func serveCeiling(addr, authAddr, trivialAddr string) {
+	auth := &fasthttp.HostClient{Addr: authAddr, MaxConns: 1024}
+	trivial := &fasthttp.HostClient{Addr: trivialAddr, MaxConns: 1024}
+	err := fasthttp.ListenAndServe(addr, func(ctx *fasthttp.RequestCtx) {
+		hc := trivial
+		if bytes.HasPrefix(ctx.Path(), []byte("/api/v1/auth/")) {
+			hc = auth
+		}
+		req := &ctx.Request
+		req.Header.Del("Connection")
+		if err := hc.Do(req, &ctx.Response); err != nil {
+			ctx.Error("bad gateway", fasthttp.StatusBadGateway)
+		}
+		ctx.Response.Header.Del("Connection")
+	})
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
+
+// result is one wrk run.
+type result struct {
+	rps      float64
+	p50, p99 time.Duration
+	requests int
+	errors   int
+	cpuPerRq time.Duration // of the measured proxy process; 0 for direct
+	allocs   float64       // per request, gateway only
+	rssMB    float64       // gateway only, after the run
+}
+
+func run() error {
+	bin := flag.String("bin", "bin", "directory with the auth and gateway binaries")
+	satDur := flag.Duration("d", 8*time.Second, "duration of each saturated run")
+	unsatDur := flag.Duration("d1", 5*time.Second, "duration of each unsaturated run")
+	pgURL := flag.String("postgres", envOr("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL admin URL")
+	redisURL := flag.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
+	flag.Parse()
+
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return errors.New("wrk not found: apt-get install -y wrk")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "gatewaybench-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(tmp) }()
+
+	dbName := fmt.Sprintf("gwbench_%d", time.Now().UnixNano())
+	dbURL, drop, err := createDatabase(*pgURL, dbName)
+	if err != nil {
+		return err
+	}
+	defer drop()
+
+	authAddr, trivialAddr, gwAddr, adminAddr, ceilAddr := freeAddr(), freeAddr(), freeAddr(), freeAddr(), freeAddr()
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Kill()
+			_ = p.Wait()
+		}
+	}()
+	start := func(env []string, name string, args ...string) (*exec.Cmd, error) {
+		cmd := exec.CommandContext(context.Background(), name, args...) //nolint:gosec // A benchmark tool runs the programs it is told to.
+		cmd.Env = append(os.Environ(), env...)
+		logf, err := os.Create(filepath.Join(tmp, filepath.Base(name)+"-"+strconv.Itoa(len(procs))+".log")) //nolint:gosec // A benchmark tool runs the programs it is told to.
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = io.Discard, logf
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		procs = append(procs, cmd)
+		return cmd, nil
+	}
+	if _, err := start(nil, self, "trivial", trivialAddr); err != nil {
+		return err
+	}
+	prefix := dbName + ":"
+	if _, err := start([]string{
+		"AUTH_HTTP_ADDR=" + authAddr, "AUTH_DATABASE_URL=" + dbURL, "AUTH_MAIL_DIR=" + filepath.Join(tmp, "mail"),
+		"REDIS_URL=" + *redisURL, "REDIS_PREFIX=" + prefix, "JWT_SECRET=gatewaybench-" + dbName + "-0123456789abcdef",
+		"LOG_LEVEL=info",
+	}, filepath.Join(*bin, "auth")); err != nil {
+		return err
+	}
+	gwEnv := func(gogc string) []string {
+		return []string{
+			"GATEWAY_ADDR=" + gwAddr, "GATEWAY_ADMIN_ADDR=" + adminAddr, "GATEWAY_AUTH_URL=http://" + authAddr,
+			"GATEWAY_PROJECT_URL=http://" + trivialAddr, "GATEWAY_GOGC=" + gogc, "LOG_LEVEL=info",
+		}
+	}
+	gw, err := start(gwEnv(envOr("GATEWAY_GOGC", "400")), filepath.Join(*bin, "gateway"))
+	if err != nil {
+		return err
+	}
+	ceil, err := start(nil, self, "ceiling", ceilAddr, authAddr, trivialAddr)
+	if err != nil {
+		return err
+	}
+	for _, u := range []string{"http://" + authAddr + "/readyz", "http://" + gwAddr + "/healthz", "http://" + trivialAddr + "/", "http://" + ceilAddr + "/api/v1/cards/x"} {
+		if err := waitOK(u, 20*time.Second); err != nil {
+			return fmt.Errorf("%w (logs in %s)", err, tmp)
+		}
+	}
+	token, err := login("http://" + authAddr)
+	if err != nil {
+		return err
+	}
+
+	routes := []struct {
+		name, path string
+		direct     string
+		header     string
+	}{
+		{"GET /api/v1/auth/me", "/api/v1/auth/me", authAddr, "Authorization: Bearer " + token},
+		{"GET /api/v1/cards/{id} (trivial service)", "/api/v1/cards/0193a1c2-7f5e-7b3a-9c41-2d5e8f0a1b2c", trivialAddr, "Authorization: Bearer " + token},
+	}
+	modes := []struct {
+		name    string
+		threads int
+		conns   int
+		dur     time.Duration
+	}{
+		{"saturated (wrk -t2 -c16)", 2, 16, *satDur},
+		{"unsaturated (wrk -t1 -c1)", 1, 1, *unsatDur},
+	}
+	type key struct{ route, mode, target string }
+	res := map[key]result{}
+	fmt.Printf("gateway benchmark: %d CPUs shared by client, gateway and services; wrk %s each\n", numCPU(), satDur)
+	for _, rt := range routes {
+		for _, m := range modes {
+			fmt.Printf("\n%s, %s\n", rt.name, m.name)
+			fmt.Printf("  %-8s %10s %9s %9s %11s %10s %8s\n", "target", "req/s", "p50", "p99", "cpu us/req", "allocs/req", "rss MB")
+			for _, tg := range []struct {
+				name string
+				addr string
+				proc *exec.Cmd
+			}{{"direct", rt.direct, nil}, {"gateway", gwAddr, gw}, {"ceiling", ceilAddr, ceil}} {
+				r, err := measure(tg.addr, rt.path, rt.header, m.threads, m.conns, m.dur, tg.proc, adminAddr, tg.name == "gateway")
+				if err != nil {
+					return err
+				}
+				res[key{rt.name, m.name, tg.name}] = r
+				fmt.Printf("  %-8s %10.0f %9s %9s %11s %10s %8s\n", tg.name, r.rps, us(r.p50), us(r.p99),
+					orDash(r.cpuPerRq > 0, fmt.Sprintf("%.0f", float64(r.cpuPerRq.Nanoseconds())/1000)),
+					orDash(r.allocs > 0, fmt.Sprintf("%.1f", r.allocs)), orDash(r.rssMB > 0, fmt.Sprintf("%.0f", r.rssMB)))
+				if r.errors > 0 {
+					fmt.Printf("  !! %d non-2xx answers or socket errors\n", r.errors)
+				}
+			}
+		}
+	}
+
+	me, triv := routes[0].name, routes[1].name
+	sat, unsat := modes[0].name, modes[1].name
+	ratio := func(route, a, b string) float64 { return res[key{route, sat, a}].rps / res[key{route, sat, b}].rps }
+	added := func(route string) time.Duration {
+		return res[key{route, unsat, "gateway"}].p50 - res[key{route, unsat, "direct"}].p50
+	}
+	fmt.Printf("\nsummary (saturated ratios of req/s; added p50 unsaturated)\n")
+	fmt.Printf("trivial_ratio_vs_direct: %.2f\n", ratio(triv, "gateway", "direct"))
+	fmt.Printf("trivial_ratio_vs_ceiling: %.2f\n", ratio(triv, "gateway", "ceiling"))
+	fmt.Printf("ceiling_ratio_vs_direct_me: %.2f\n", ratio(me, "ceiling", "direct"))
+	fmt.Printf("added_p50_me_us: %s\n", us(added(me)))
+	fmt.Printf("added_p50_trivial_us: %s\n", us(added(triv)))
+	fmt.Printf("gateway_allocs_per_request: %.1f\n", res[key{me, sat, "gateway"}].allocs)
+	fmt.Printf("ratio_vs_direct: %.2f\n", ratio(me, "gateway", "direct"))
+	fmt.Printf("ratio_vs_ceiling: %.2f\n", ratio(me, "gateway", "ceiling"))
+	return nil
+}
+
+// measure runs wrk against addr and, for a proxy process, reads its CPU time (and
+// for the gateway its allocation count and RSS from the admin listener) around it.
+func measure(addr, path, header string, threads, conns int, d time.Duration, proc *exec.Cmd, adminAddr string, isGateway bool) (result, error) {
+	target := "http://" + addr + path
+	// Warm the connection pools and the caches first.
+	if _, err := wrk(target, header, threads, conns, time.Second); err != nil {
+		return result{}, err
+	}
+	var cpu0 time.Duration
+	var m0 map[string]float64
+	if proc != nil {
+		cpu0 = cpuTime(proc.Process.Pid)
+	}
+	if isGateway {
+		m0 = scrape(adminAddr)
+	}
+	r, err := wrk(target, header, threads, conns, d)
+	if err != nil {
+		return result{}, err
+	}
+	if proc != nil && r.requests > 0 {
+		r.cpuPerRq = (cpuTime(proc.Process.Pid) - cpu0) / time.Duration(r.requests)
+	}
+	if isGateway && r.requests > 0 {
+		m1 := scrape(adminAddr)
+		r.allocs = (m1["go_memstats_mallocs_total"] - m0["go_memstats_mallocs_total"]) / float64(r.requests)
+		r.rssMB = m1["process_resident_memory_bytes"] / (1 << 20)
+	}
+	return r, nil
+}
+
+var (
+	reRPS      = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	reTotal    = regexp.MustCompile(`(\d+) requests in`)
+	reNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	reSockErrs = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	reLatency  = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([0-9.]+)(us|ms|s)\s*$`)
+)
+
+// wrk runs wrk once and parses its report.
+func wrk(target, header string, threads, conns int, d time.Duration) (result, error) {
+	args := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(int(d.Seconds())) + "s", "--latency", "-H", header, target}
+	out, err := exec.CommandContext(context.Background(), "wrk", args...).CombinedOutput() //nolint:gosec // A benchmark tool runs the programs it is told to.
+	if err != nil {
+		return result{}, fmt.Errorf("wrk %v: %w\n%s", args, err, out)
+	}
+	var r result
+	text := string(out)
+	if m := reRPS.FindStringSubmatch(text); m != nil {
+		r.rps, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := reTotal.FindStringSubmatch(text); m != nil {
+		r.requests, _ = strconv.Atoi(m[1])
+	}
+	if m := reNon2xx.FindStringSubmatch(text); m != nil {
+		r.errors, _ = strconv.Atoi(m[1])
+	}
+	if m := reSockErrs.FindStringSubmatch(text); m != nil {
+		for _, s := range m[1:] {
+			n, _ := strconv.Atoi(s)
+			r.errors += n
+		}
+	}
+	for _, m := range reLatency.FindAllStringSubmatch(text, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		unit := map[string]float64{"us": 1e3, "ms": 1e6, "s": 1e9}[m[3]]
+		lat := time.Duration(v * unit)
+		if m[1] == "50" {
+			r.p50 = lat
+		} else {
+			r.p99 = lat
+		}
+	}
+	if r.rps == 0 {
+		return r, fmt.Errorf("wrk printed no throughput:\n%s", text)
+	}
+	return r, nil
+}
+
+// cpuTime is the user plus system CPU time of a process, from /proc.
+func cpuTime(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticks
+}
+
+// scrape reads the unlabelled samples of the gateway's admin /metrics.
+func scrape(adminAddr string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || strings.Contains(line, "{") {
+			continue
+		}
+		if name, v, ok := strings.Cut(line, " "); ok {
+			out[name], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return out
+}
+
+// login registers a user directly at auth and returns an access token.
+func login(base string) (string, error) {
+	email := fmt.Sprintf("bench-%d@example.com", time.Now().UnixNano())
+	body := fmt.Sprintf(`{"name":"Bench","email":%q,"password":"correct horse battery"}`, email)
+	if _, err := postJSON(base+"/api/v1/auth/register", body, http.StatusCreated); err != nil {
+		return "", err
+	}
+	out, err := postJSON(base+"/api/v1/auth/login", fmt.Sprintf(`{"email":%q,"password":"correct horse battery"}`, email), http.StatusOK)
+	if err != nil {
+		return "", err
+	}
+	var tokens struct {
+		AccessToken string `json:"accessToken"`
+	}
+	if err := json.Unmarshal(out, &tokens); err != nil || tokens.AccessToken == "" {
+		return "", fmt.Errorf("login answer %s: %w", out, err)
+	}
+	return tokens.AccessToken, nil
+}
+
+func postJSON(u, body string, want int) ([]byte, error) {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req) //nolint:gosec // G107: local addresses of the run.
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("POST %s: %d %s", u, resp.StatusCode, out)
+	}
+	return out, nil
+}
+
+// createDatabase makes an empty PostgreSQL database for the run's auth and returns
+// its URL and a function that drops it.
+func createDatabase(adminURL, name string) (string, func(), error) {
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", nil, err
+	}
+	port := u.Port()
+	if port == "" {
+		port = "5432"
+	}
+	args := []string{"-h", u.Hostname(), "-p", port, "-U", u.User.Username()}
+	if out, err := exec.CommandContext(context.Background(), "createdb", append(args, name)...).CombinedOutput(); err != nil { //nolint:gosec // A benchmark tool runs the programs it is told to.
+		return "", nil, fmt.Errorf("createdb: %w: %s", err, out)
+	}
+	db := *u
+	db.Path = "/" + name
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = exec.CommandContext(ctx, "dropdb", append(args, "--force", name)...).Run() //nolint:gosec // A benchmark tool runs the programs it is told to.
+	}
+	return db.String(), drop, nil
+}
+
+func waitOK(u string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		resp, err := get(u)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer 200 within %v", u, within)
+}
+
+func freeAddr() string {
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().String()
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func orDash(ok bool, s string) string {
+	if ok {
+		return s
+	}
+	return "-"
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0fus", float64(d.Nanoseconds())/1000) }
+
+func numCPU() int {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	return max(1, strings.Count(string(data), "processor\t:"))
+}
+
+// get fetches a local URL of the run.
+func get(u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req) //nolint:gosec // G107: local addresses of the run.
+}
