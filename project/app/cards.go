@@ -149,9 +149,13 @@ func NewUpdateCardHandler(d Deps, p Policy) UpdateCardHandler { return UpdateCar
 // status change changeCardStatus with the old and new status; a PATCH doing both
 // publishes both with the same aggregateVersion.
 func (h UpdateCardHandler) Handle(ctx context.Context, cmd UpdateCard) (project.Card, error) {
+	found, err := h.d.Store.Card(ctx, cmd.CardID)
+	if err != nil {
+		return project.Card{}, err
+	}
 	var out project.Card
-	err := h.d.Store.Write(ctx, func(ctx context.Context, tx Tx) error {
-		c, p, err := lockCard(ctx, tx, h.d.Store, h.policy, cmd.CallerID, cmd.CardID)
+	err = h.d.Store.Write(ctx, func(ctx context.Context, tx Tx) error {
+		c, p, err := lockCard(ctx, tx, h.policy, cmd.CallerID, found)
 		if err != nil {
 			return err
 		}
@@ -190,18 +194,15 @@ func (h UpdateCardHandler) Handle(ctx context.Context, cmd UpdateCard) (project.
 	return out, err
 }
 
-// lockCard finds the card's project, authorizes the caller on the locked project row
-// and then locks the card: project before card, the order every writer follows.
-func lockCard(ctx context.Context, tx Tx, s Store, policy Policy, callerID, cardID string) (project.Card, project.Project, error) {
-	c, err := s.Card(ctx, cardID)
+// lockCard authorizes the caller on the locked row of the card's project (found
+// before the transaction) and then locks the card, which must still be in that
+// project: project before card, the order every writer follows.
+func lockCard(ctx context.Context, tx Tx, policy Policy, callerID string, found project.Card) (project.Card, project.Project, error) {
+	p, err := policy.AuthorizeTx(ctx, tx, found.ProjectID(), callerID, project.ActWorkOnCards, project.ErrCardNotFound)
 	if err != nil {
 		return project.Card{}, project.Project{}, err
 	}
-	p, err := policy.AuthorizeTx(ctx, tx, c.ProjectID(), callerID, project.ActWorkOnCards, project.ErrCardNotFound)
-	if err != nil {
-		return project.Card{}, project.Project{}, err
-	}
-	c, err = tx.LockCard(ctx, p.ID(), cardID)
+	c, err := tx.LockCard(ctx, p.ID(), found.ID())
 	return c, p, err
 }
 
@@ -217,8 +218,12 @@ func NewDeleteCardHandler(d Deps, p Policy) DeleteCardHandler { return DeleteCar
 // Handle deletes the card and publishes deleteCard (the comment service drops its
 // comments).
 func (h DeleteCardHandler) Handle(ctx context.Context, callerID, cardID string) error {
+	found, err := h.d.Store.Card(ctx, cardID)
+	if err != nil {
+		return err
+	}
 	return h.d.Store.Write(ctx, func(ctx context.Context, tx Tx) error {
-		c, _, err := lockCard(ctx, tx, h.d.Store, h.policy, callerID, cardID)
+		c, _, err := lockCard(ctx, tx, h.policy, callerID, found)
 		if err != nil {
 			return err
 		}
