@@ -148,13 +148,13 @@ func (r *Repo) access(ctx context.Context, db bun.IDB, projectID, userID, lock s
 		projectRow
 		Role sql.NullString `bun:"member_role"`
 	}
-	query := "SELECT p.*, (SELECT m.role FROM project_member AS m WHERE m.project_id = p.id AND m.user_id = ? AND m.active) AS member_role" +
+	query := "SELECT p.*, (SELECT m.role FROM project_member AS m WHERE m.project_id = p.id AND m.user_id = ? AND m.active = ?) AS member_role" +
 		" FROM project AS p WHERE p.id = ?"
 	if lock != "" && r.mysql {
 		// SQLite has no row locks; its write transactions are serialised instead.
 		query += " " + lock
 	}
-	q := db.NewRaw(query, userID, projectID)
+	q := db.NewRaw(query, userID, true, projectID)
 	err := q.Scan(ctx, &row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return project.Project{}, project.Stranger, project.ErrProjectNotFound
@@ -205,7 +205,7 @@ func (r *Repo) ListProjects(ctx context.Context, userID, title string, offset, l
 	var rows []projectRow
 	q := r.db.NewSelect().Model(&rows).
 		Join("JOIN project_member AS m ON m.project_id = p.id").
-		Where("m.user_id = ?", userID).Where("m.active").
+		Where("m.user_id = ?", userID).Where("m.active = ?", true).
 		OrderExpr("m.project_created_at ASC, m.project_id ASC").
 		Offset(int64(offset)).Limit(int64(limit))
 	if title != "" {
@@ -232,13 +232,13 @@ func (r *Repo) ListMembers(ctx context.Context, projectID string, offset, limit 
 	q := r.db.NewSelect().Model((*memberRow)(nil)).
 		ColumnExpr("m.*, u.name AS user_name, u.email AS user_email").
 		Join("LEFT JOIN user_copy AS u ON u.id = m.user_id").
-		Where("m.project_id = ?", projectID).Where("m.active").
+		Where("m.project_id = ?", projectID).Where("m.active = ?", true).
 		OrderExpr("m.sort_rank ASC, m.added_at ASC, m.user_id ASC").
 		Offset(int64(offset)).Limit(int64(limit))
 	if err := q.Scan(ctx, &rows); err != nil {
 		return nil, 0, fmt.Errorf("list members: %w", err)
 	}
-	total, err := r.db.NewSelect().Model((*memberRow)(nil)).Where("m.project_id = ?", projectID).Where("m.active").Count(ctx)
+	total, err := r.db.NewSelect().Model((*memberRow)(nil)).Where("m.project_id = ?", projectID).Where("m.active = ?", true).Count(ctx)
 	if err != nil {
 		return nil, 0, fmt.Errorf("count members: %w", err)
 	}
@@ -341,7 +341,7 @@ func (r *Repo) ApplyComment(ctx context.Context, eventID, commentID, cardID stri
 			delta = "total_comment + 1"
 		case !live && inserted == 0:
 			res, err := tx.NewUpdate().Model((*commentRow)(nil)).Set("live = ?", false).
-				Where("comment_id = ?", commentID).Where("live").Exec(ctx)
+				Where("comment_id = ?", commentID).Where("live = ?", true).Exec(ctx)
 			if err != nil {
 				return fmt.Errorf("tombstone comment: %w", err)
 			}
@@ -412,7 +412,7 @@ func (t *tx) User(ctx context.Context, id string) (app.UserCopy, error) {
 func (t *tx) Audience(ctx context.Context, projectID string) ([]string, error) {
 	var ids []string
 	err := t.tx.NewSelect().Model((*memberRow)(nil)).Column("m.user_id").
-		Where("m.project_id = ?", projectID).Where("m.active").Where("m.sort_rank = 1").
+		Where("m.project_id = ?", projectID).Where("m.active = ?", true).Where("m.sort_rank = 1").
 		OrderExpr("m.user_id ASC").Scan(ctx, &ids)
 	if err != nil {
 		return nil, fmt.Errorf("select audience: %w", err)
@@ -422,7 +422,7 @@ func (t *tx) Audience(ctx context.Context, projectID string) ([]string, error) {
 
 func (t *tx) IsMember(ctx context.Context, projectID, userID string) (bool, error) {
 	ok, err := t.tx.NewSelect().Model((*memberRow)(nil)).
-		Where("m.project_id = ?", projectID).Where("m.user_id = ?", userID).Where("m.active").Where("m.sort_rank = 1").
+		Where("m.project_id = ?", projectID).Where("m.user_id = ?", userID).Where("m.active = ?", true).Where("m.sort_rank = 1").
 		Exists(ctx)
 	if err != nil {
 		return false, fmt.Errorf("select membership: %w", err)
@@ -432,7 +432,7 @@ func (t *tx) IsMember(ctx context.Context, projectID, userID string) (bool, erro
 
 func (t *tx) CountMembers(ctx context.Context, projectID string) (int, error) {
 	n, err := t.tx.NewSelect().Model((*memberRow)(nil)).
-		Where("m.project_id = ?", projectID).Where("m.active").Where("m.sort_rank = 1").Count(ctx)
+		Where("m.project_id = ?", projectID).Where("m.active = ?", true).Where("m.sort_rank = 1").Count(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("count members: %w", err)
 	}
@@ -508,7 +508,7 @@ func (t *tx) AddMember(ctx context.Context, projectID, userID string, at time.Ti
 	}
 	res, err := t.tx.NewUpdate().Model((*memberRow)(nil)).
 		Set("active = ?", true).Set("added_at = ?", at).Set("version = version + 1").
-		Where("m.project_id = ?", projectID).Where("m.user_id = ?", userID).Where("NOT m.active").Exec(ctx)
+		Where("m.project_id = ?", projectID).Where("m.user_id = ?", userID).Where("m.active = ?", false).Exec(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("reactivate membership: %w", err)
 	}
@@ -521,7 +521,7 @@ func (t *tx) AddMember(ctx context.Context, projectID, userID string, at time.Ti
 func (t *tx) RemoveMember(ctx context.Context, projectID, userID string) (int64, error) {
 	var old memberRow
 	err := t.tx.NewSelect().Model(&old).Where("m.project_id = ?", projectID).Where("m.user_id = ?", userID).
-		Where("m.active").Where("m.sort_rank = 1").Scan(ctx)
+		Where("m.active = ?", true).Where("m.sort_rank = 1").Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, project.ErrMemberNotFound
 	}
@@ -529,7 +529,7 @@ func (t *tx) RemoveMember(ctx context.Context, projectID, userID string) (int64,
 		return 0, fmt.Errorf("select membership: %w", err)
 	}
 	res, err := t.tx.NewUpdate().Model((*memberRow)(nil)).Set("active = ?", false).Set("version = version + 1").
-		Where("m.project_id = ?", projectID).Where("m.user_id = ?", userID).Where("m.active").Exec(ctx)
+		Where("m.project_id = ?", projectID).Where("m.user_id = ?", userID).Where("m.active = ?", true).Exec(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("end membership: %w", err)
 	}
