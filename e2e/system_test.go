@@ -59,7 +59,7 @@ func binaries(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		for _, svc := range []string{"auth", "notif", "gateway"} {
+		for _, svc := range []string{"auth", "project", "notif", "gateway"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, svc), "./cmd/"+svc)
 			cmd.Dir = filepath.Join("..", svc)
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -82,9 +82,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// system is one running deployment: auth, notif and gateway processes.
+// system is one running deployment: auth, project, notif and gateway processes.
 type system struct {
 	gateway string
+	project string // the project service's own base URL, for direct comparisons
 	redis   *redis.Client
 	prefix  string
 	mailDir string
@@ -210,22 +211,26 @@ func startSystem(t *testing.T) *system {
 		}
 	})
 
-	authAddr, notifAddr, gwAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	projectDB := mariaDB(t, name)
+	authAddr, notifAddr, gwAddr, projectAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	mailDir := t.TempDir()
 	common := []string{
 		"JWT_SECRET=e2e-secret-" + name + "-0123456789abcdef",
 		"REDIS_URL=" + redisURL,
 		"REDIS_PREFIX=" + prefix,
 		"LOG_LEVEL=debug",
+		"CURSOR_SECRET=e2e-cursor-" + name + "-0123456789abcdef",
 	}
 	auth := startProcess(t, bin, "auth", append(common, "AUTH_HTTP_ADDR="+authAddr, "AUTH_DATABASE_URL="+authURL.String(), "AUTH_MAIL_DIR="+mailDir))
+	project := startProcess(t, bin, "project", append(common, "PROJECT_HTTP_ADDR="+projectAddr, "PROJECT_DATABASE_URL="+projectDB))
 	notif := startProcess(t, bin, "notif", append(common, "NOTIF_HTTP_ADDR="+notifAddr, "NOTIF_MONGO_URI="+mongoURI, "NOTIF_MONGO_DATABASE="+name))
 	gw := startProcess(t, bin, "gateway", append(common, "GATEWAY_ADDR="+gwAddr,
-		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr))
+		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr, "GATEWAY_PROJECT_URL=http://"+projectAddr))
 	waitReady(t, auth, "http://"+authAddr+"/readyz")
 	waitReady(t, notif, "http://"+notifAddr+"/readyz")
+	waitReady(t, project, "http://"+projectAddr+"/readyz")
 	waitReady(t, gw, "http://"+gwAddr+"/healthz")
-	return &system{gateway: "http://" + gwAddr, redis: rdb, prefix: prefix, mailDir: mailDir}
+	return &system{gateway: "http://" + gwAddr, project: "http://" + projectAddr, redis: rdb, prefix: prefix, mailDir: mailDir}
 }
 
 type reply struct {
