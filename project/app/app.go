@@ -68,21 +68,21 @@ func (Policy) AuthorizeTx(ctx context.Context, tx Tx, projectID, userID string, 
 
 // Application gathers the use cases.
 type Application struct {
-	CreateProject  CreateProjectHandler
-	ListProjects   ListProjectsHandler
-	GetProject     GetProjectHandler
-	UpdateProject  UpdateProjectHandler
-	DeleteProject  DeleteProjectHandler
-	AddMember      AddMemberHandler
-	ListMembers    ListMembersHandler
-	RemoveMember   RemoveMemberHandler
-	CreateCard     CreateCardHandler
-	ListCards      ListCardsHandler
-	GetCard        GetCardHandler
-	UpdateCard     UpdateCardHandler
-	DeleteCard     DeleteCardHandler
-	RecordUser     RecordUserHandler
-	RecordComment  RecordCommentHandler
+	CreateProject CreateProjectHandler
+	ListProjects  ListProjectsHandler
+	GetProject    GetProjectHandler
+	UpdateProject UpdateProjectHandler
+	DeleteProject DeleteProjectHandler
+	AddMember     AddMemberHandler
+	ListMembers   ListMembersHandler
+	RemoveMember  RemoveMemberHandler
+	CreateCard    CreateCardHandler
+	ListCards     ListCardsHandler
+	GetCard       GetCardHandler
+	UpdateCard    UpdateCardHandler
+	DeleteCard    DeleteCardHandler
+	RecordUser    RecordUserHandler
+	RecordComment RecordCommentHandler
 }
 
 // envelope wraps an event, failing only when it cannot be encoded.

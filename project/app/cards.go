@@ -23,7 +23,9 @@ type CreateCardHandler struct {
 }
 
 // NewCreateCardHandler wires the use case.
-func NewCreateCardHandler(d Deps, p Policy) CreateCardHandler { return CreateCardHandler{d: d, policy: p} }
+func NewCreateCardHandler(d Deps, p Policy) CreateCardHandler {
+	return CreateCardHandler{d: d, policy: p}
+}
 
 // Handle validates, stores the card and publishes newCard with the audience.
 func (h CreateCardHandler) Handle(ctx context.Context, cmd CreateCard) (project.Card, error) {
@@ -143,7 +145,9 @@ type UpdateCardHandler struct {
 }
 
 // NewUpdateCardHandler wires the use case.
-func NewUpdateCardHandler(d Deps, p Policy) UpdateCardHandler { return UpdateCardHandler{d: d, policy: p} }
+func NewUpdateCardHandler(d Deps, p Policy) UpdateCardHandler {
+	return UpdateCardHandler{d: d, policy: p}
+}
 
 // Handle applies the change. An edit of title or description publishes updateCard, a
 // status change changeCardStatus with the old and new status; a PATCH doing both
@@ -213,7 +217,9 @@ type DeleteCardHandler struct {
 }
 
 // NewDeleteCardHandler wires the use case.
-func NewDeleteCardHandler(d Deps, p Policy) DeleteCardHandler { return DeleteCardHandler{d: d, policy: p} }
+func NewDeleteCardHandler(d Deps, p Policy) DeleteCardHandler {
+	return DeleteCardHandler{d: d, policy: p}
+}
 
 // Handle deletes the card and publishes deleteCard (the comment service drops its
 // comments).

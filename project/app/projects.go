@@ -70,7 +70,9 @@ type GetProjectHandler struct {
 }
 
 // NewGetProjectHandler wires the query.
-func NewGetProjectHandler(d Deps, p Policy) GetProjectHandler { return GetProjectHandler{d: d, policy: p} }
+func NewGetProjectHandler(d Deps, p Policy) GetProjectHandler {
+	return GetProjectHandler{d: d, policy: p}
+}
 
 // Handle returns the project, or ErrProjectNotFound to anyone else.
 func (h GetProjectHandler) Handle(ctx context.Context, callerID, projectID string) (project.Project, error) {

@@ -173,11 +173,15 @@ func TestPermissionsMatrix(t *testing.T) {
 	// Each row gets fresh resources, so that a successful delete does not change the
 	// next role's answer.
 	routes := []func(p, c string) route{
-		func(p, _ string) route { return route{"get project", "GET", "/api/v1/projects/" + p, "", [4]int{200, 200, 404, 404}} },
+		func(p, _ string) route {
+			return route{"get project", "GET", "/api/v1/projects/" + p, "", [4]int{200, 200, 404, 404}}
+		},
 		func(p, _ string) route {
 			return route{"patch project", "PATCH", "/api/v1/projects/" + p, `{"title":"New"}`, [4]int{200, 403, 404, 404}}
 		},
-		func(p, _ string) route { return route{"delete project", "DELETE", "/api/v1/projects/" + p, "", [4]int{204, 403, 404, 404}} },
+		func(p, _ string) route {
+			return route{"delete project", "DELETE", "/api/v1/projects/" + p, "", [4]int{204, 403, 404, 404}}
+		},
 		func(p, _ string) route {
 			return route{"add member", "POST", "/api/v1/projects/" + p + "/members", `{"userId":"eve"}`, [4]int{201, 403, 404, 404}}
 		},
@@ -193,11 +197,15 @@ func TestPermissionsMatrix(t *testing.T) {
 		func(p, _ string) route {
 			return route{"list cards", "GET", "/api/v1/projects/" + p + "/cards", "", [4]int{200, 200, 404, 404}}
 		},
-		func(_, c string) route { return route{"get card", "GET", "/api/v1/cards/" + c, "", [4]int{200, 200, 404, 404}} },
+		func(_, c string) route {
+			return route{"get card", "GET", "/api/v1/cards/" + c, "", [4]int{200, 200, 404, 404}}
+		},
 		func(_, c string) route {
 			return route{"patch card", "PATCH", "/api/v1/cards/" + c, `{"status":"done"}`, [4]int{200, 200, 404, 404}}
 		},
-		func(_, c string) route { return route{"delete card", "DELETE", "/api/v1/cards/" + c, "", [4]int{204, 204, 404, 404}} },
+		func(_, c string) route {
+			return route{"delete card", "DELETE", "/api/v1/cards/" + c, "", [4]int{204, 204, 404, 404}}
+		},
 	}
 	roles := [4]string{"ann", "bob", "cid", "dan"}
 	for _, mk := range routes {
@@ -346,8 +354,10 @@ func TestCards(t *testing.T) {
 		t.Fatalf("card %v", c.body)
 	}
 	id := c.str("id")
-	for _, body := range []string{`{"title":""}`, `{"description":"x"}`, `{"title":"x","status":"doing"}`,
-		`{"title":"` + strings.Repeat("é", 201) + `"}`, `{"title":"x","description":"` + strings.Repeat("a", 10_001) + `"}`} {
+	for _, body := range []string{
+		`{"title":""}`, `{"description":"x"}`, `{"title":"x","status":"doing"}`,
+		`{"title":"` + strings.Repeat("é", 201) + `"}`, `{"title":"x","description":"` + strings.Repeat("a", 10_001) + `"}`,
+	} {
 		h.must(t, 422, "POST", base, "bob", body)
 	}
 	h.must(t, 201, "POST", base, "bob", `{"title":"`+strings.Repeat("é", 200)+`","status":"in_progress"}`)
@@ -459,7 +469,7 @@ func TestCardFilterAndCursorErrors(t *testing.T) {
 	if r := h.must(t, 200, "GET", base+"?status=todo&limit=2&cursor="+cur, "ann", ""); len(r.data()) != 1 || r.meta()["nextCursor"] != nil {
 		t.Fatalf("last todo page %v", r.body)
 	}
-	h.must(t, 400, "GET", base+"?cursor="+cur, "ann", "")                                     // another filter
+	h.must(t, 400, "GET", base+"?cursor="+cur, "ann", "")                                        // another filter
 	h.must(t, 400, "GET", "/api/v1/projects/"+other+"/cards?status=todo&cursor="+cur, "ann", "") // another project
 	h.must(t, 400, "GET", base+"?status=todo&cursor=x"+cur, "ann", "")
 	h.must(t, 400, "GET", base+"?status=later", "ann", "")
@@ -491,7 +501,9 @@ func TestEventsIn(t *testing.T) {
 	}
 
 	card := h.must(t, 201, "POST", "/api/v1/projects/"+p+"/cards", "ann", `{"title":"c"}`).str("id")
-	total := func() float64 { return h.must(t, 200, "GET", "/api/v1/cards/"+card, "ann", "").body["totalComment"].(float64) }
+	total := func() float64 {
+		return h.must(t, 200, "GET", "/api/v1/cards/"+card, "ann", "").body["totalComment"].(float64)
+	}
 	c1 := h.publish(t, contracts.CommentCreated{CommentID: "k1", CardID: card, ProjectID: p, AggregateVersion: 1}, "k1")
 	if _, err := h.bus.Publish(context.Background(), c1); err != nil { // a redelivery
 		t.Fatal(err)

@@ -84,7 +84,9 @@ func provideIDs() app.IDGenerator { return func() string { return uuid.Must(uuid
 
 func provideMaxMembers(cfg Config) app.MaxMembers { return app.MaxMembers(cfg.MaxMembers) }
 
-func provideCursors(cfg Config) (*pagination.Cursors, error) { return pagination.NewCursors(cfg.CursorSecret) }
+func provideCursors(cfg Config) (*pagination.Cursors, error) {
+	return pagination.NewCursors(cfg.CursorSecret)
+}
 
 func provideHTTP(cfg Config, log *slog.Logger, h *projecthttp.Handlers, checks map[string]httpserver.Check) *runner.HTTP {
 	app := httpserver.New(httpserver.Config{Service: "project", Logger: log, Checks: checks, MapError: projecthttp.MapError})

@@ -38,7 +38,6 @@ func TestListQueriesUseIndexes(t *testing.T) {
 	if err := database.Migrate(ctx, db, bunrepo.Migrations); err != nil {
 		t.Fatal(err)
 	}
-	repo := bunrepo.New(db, nil)
 	seed(t, db)
 	for _, table := range []string{"project", "project_member", "card"} {
 		if _, err := db.ExecContext(ctx, "ANALYZE TABLE "+table); err != nil {
@@ -47,29 +46,29 @@ func TestListQueriesUseIndexes(t *testing.T) {
 	}
 	cases := []struct {
 		name, table, index string
-		run                func() error
+		run                func(repo *bunrepo.Repo) error
 	}{
-		{"projects of a user", "m", "project_member_user_idx", func() error {
+		{"projects of a user", "m", "project_member_user_idx", func(repo *bunrepo.Repo) error {
 			_, _, err := repo.ListProjects(ctx, "user-3", "", 0, 20)
 			return err
 		}},
-		{"projects of a user by title", "m", "project_member_user_idx", func() error {
+		{"projects of a user by title", "m", "project_member_user_idx", func(repo *bunrepo.Repo) error {
 			_, _, err := repo.ListProjects(ctx, "user-3", "ti_tle%", 0, 20)
 			return err
 		}},
-		{"members", "m", "project_member_list_idx", func() error {
+		{"members", "m", "project_member_list_idx", func(repo *bunrepo.Repo) error {
 			_, _, err := repo.ListMembers(ctx, "p-7", 0, 20)
 			return err
 		}},
-		{"cards", "c", "card_project_idx", func() error {
+		{"cards", "c", "card_project_idx", func(repo *bunrepo.Repo) error {
 			_, err := repo.ListCards(ctx, app.CardFilter{ProjectID: "p-7"}, 21)
 			return err
 		}},
-		{"cards after a cursor", "c", "card_project_idx", func() error {
+		{"cards after a cursor", "c", "card_project_idx", func(repo *bunrepo.Repo) error {
 			_, err := repo.ListCards(ctx, app.CardFilter{ProjectID: "p-7", After: &app.CardPosition{CreatedAt: base.Add(time.Hour), ID: "c-7-10"}}, 21)
 			return err
 		}},
-		{"cards by status after a cursor", "c", "card_project_status_idx", func() error {
+		{"cards by status after a cursor", "c", "card_project_status_idx", func(repo *bunrepo.Repo) error {
 			_, err := repo.ListCards(ctx, app.CardFilter{ProjectID: "p-7", Status: project.StatusDone, After: &app.CardPosition{CreatedAt: base, ID: "c"}}, 21)
 			return err
 		}},
@@ -77,12 +76,9 @@ func TestListQueriesUseIndexes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			hook := &captured{}
-			db.AddQueryHook(hook)
-			defer db.ResetQueryHooks()
-			if err := tc.run(); err != nil {
+			if err := tc.run(bunrepo.New(db.WithQueryHook(hook), nil)); err != nil {
 				t.Fatal(err)
 			}
-			db.ResetQueryHooks()
 			if len(hook.queries) == 0 {
 				t.Fatal("no query captured")
 			}
