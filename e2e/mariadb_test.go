@@ -12,7 +12,7 @@ import (
 
 // mariaDB creates the project service's database on MYSQL_URL's server, dropped when
 // the test ends, and returns its mysql:// URL.
-func mariaDB(t *testing.T, name string) string {
+func mariaDB(t testing.TB, name string) string {
 	t.Helper()
 	dsn := testenv.Require(t, "MYSQL_URL")
 	cfg, err := mysql.ParseDSN(dsn)

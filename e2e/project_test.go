@@ -9,7 +9,7 @@ import (
 )
 
 // user registers and logs in through the gateway and returns the id and access token.
-func (s *system) user(t *testing.T, name string) (id, token string) {
+func (s *system) user(t testing.TB, name string) (id, token string) {
 	t.Helper()
 	email := name + "@example.com"
 	r := s.call(t, "POST", "/api/v1/auth/register", "", fmt.Sprintf(`{"name":%q,"email":%q,"password":"correct horse battery"}`, name, email))

@@ -35,7 +35,7 @@ func randomName() string {
 	return "bt_e2e_" + hex.EncodeToString(b)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -52,7 +52,7 @@ var (
 	buildErr  error
 )
 
-func binaries(t *testing.T) string {
+func binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "bt-e2e-bin-")
@@ -112,7 +112,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-func startProcess(t *testing.T, bin, name string, env []string) *process {
+func startProcess(t testing.TB, bin, name string, env []string) *process {
 	t.Helper()
 	p := &process{name: name, out: &bytes.Buffer{}, mu: &sync.Mutex{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(bin, name))
@@ -147,7 +147,7 @@ func startProcess(t *testing.T, bin, name string, env []string) *process {
 }
 
 // waitReady polls url until it answers 200, failing at once if the process died.
-func waitReady(t *testing.T, p *process, url string) {
+func waitReady(t testing.TB, p *process, url string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -168,7 +168,7 @@ func waitReady(t *testing.T, p *process, url string) {
 	t.Fatalf("%s never became ready", url)
 }
 
-func startSystem(t *testing.T) *system {
+func startSystem(t testing.TB) *system {
 	t.Helper()
 	pgURL := testenv.Require(t, "POSTGRES_URL")
 	redisURL := testenv.Require(t, "REDIS_URL")
@@ -240,7 +240,7 @@ type reply struct {
 	body   map[string]any
 }
 
-func (s *system) call(t *testing.T, method, path, token, body string) reply {
+func (s *system) call(t testing.TB, method, path, token, body string) reply {
 	t.Helper()
 	req, err := http.NewRequest(method, s.gateway+path, strings.NewReader(body))
 	if err != nil {
