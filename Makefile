@@ -1,8 +1,8 @@
 # bugtracker: one Makefile for the whole workspace. `make help` lists the targets.
 
-MODULES      := platform eventbus auth notif gateway devstack e2e
-WIRE_MODULES := auth notif
-SERVICES     := auth notif gateway
+MODULES      := platform eventbus auth project notif gateway devstack e2e
+WIRE_MODULES := auth project notif
+SERVICES     := auth project notif gateway
 WIRE         := go run github.com/google/wire/cmd/wire@v0.7.0
 GOLANGCI_VERSION := 2.15.0
 GOLANGCI     := $(shell go env GOPATH)/bin/golangci-lint
@@ -56,7 +56,7 @@ check-generate: ## Fail if a committed wire_gen.go differs from what Wire genera
 
 check-compose: ## Validate docker-compose.yml when docker-compose is installed (no engine needed).
 	@if command -v docker-compose >/dev/null; then \
-	  JWT_SECRET=compose-check docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml valid"; \
+	  CURSOR_SECRET=compose-check-0123456789abcdef0123456789 docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml valid"; \
 	else echo "docker-compose not installed: docker-compose.yml not validated (apt-get install docker-compose)"; fi
 
 vet: ## Build and vet every module inside the workspace and alone (GOWORK=off).

@@ -36,7 +36,7 @@ func randomName() string {
 	return "bt_e2e_" + hex.EncodeToString(b)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,14 +53,14 @@ var (
 	buildErr  error
 )
 
-func binaries(t *testing.T) string {
+func binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "bt-e2e-bin-")
 		if buildErr != nil {
 			return
 		}
-		for _, svc := range []string{"auth", "notif", "gateway"} {
+		for _, svc := range []string{"auth", "project", "notif", "gateway"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, svc), "./cmd/"+svc)
 			cmd.Dir = filepath.Join("..", svc)
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -83,12 +83,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// system is one running deployment: auth, notif and gateway processes.
+// system is one running deployment: auth, project, notif and gateway processes.
 type system struct {
 	gateway string
 	// auth is auth's own base URL, for what the other services fetch from it
 	// directly (its JWK Set).
 	auth    string
+	// project is the project service's own base URL, for direct comparisons.
+	project string
 	redis   *redis.Client
 	prefix  string
 	mailDir string
@@ -115,7 +117,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-func startProcess(t *testing.T, bin, name string, env []string) *process {
+func startProcess(t testing.TB, bin, name string, env []string) *process {
 	t.Helper()
 	p := &process{name: name, out: &bytes.Buffer{}, mu: &sync.Mutex{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(bin, name))
@@ -150,7 +152,7 @@ func startProcess(t *testing.T, bin, name string, env []string) *process {
 }
 
 // waitReady polls url until it answers 200, failing at once if the process died.
-func waitReady(t *testing.T, p *process, url string) {
+func waitReady(t testing.TB, p *process, url string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -171,7 +173,7 @@ func waitReady(t *testing.T, p *process, url string) {
 	t.Fatalf("%s never became ready", url)
 }
 
-func startSystem(t *testing.T) *system {
+func startSystem(t testing.TB) *system {
 	t.Helper()
 	pgURL := testenv.Require(t, "POSTGRES_URL")
 	redisURL := testenv.Require(t, "REDIS_URL")
@@ -214,7 +216,8 @@ func startSystem(t *testing.T) *system {
 		}
 	})
 
-	authAddr, notifAddr, gwAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	projectDB := mariaDB(t, name)
+	authAddr, notifAddr, gwAddr, projectAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	mailDir := t.TempDir()
 	keyFile := filepath.Join(t.TempDir(), "jwt-ed25519.pem")
 	key, err := authn.GenerateSigningKey()
@@ -239,15 +242,18 @@ func startSystem(t *testing.T) *system {
 		"REDIS_URL=" + redisURL,
 		"REDIS_PREFIX=" + prefix,
 		"LOG_LEVEL=debug",
+		"CURSOR_SECRET=e2e-cursor-" + name + "-0123456789abcdef",
 	}
 	auth := startProcess(t, bin, "auth", append(common, "AUTH_HTTP_ADDR="+authAddr, "AUTH_DATABASE_URL="+authURL.String(), "AUTH_MAIL_DIR="+mailDir))
+	project := startProcess(t, bin, "project", append(common, "PROJECT_HTTP_ADDR="+projectAddr, "PROJECT_DATABASE_URL="+projectDB))
 	notif := startProcess(t, bin, "notif", append(common, "NOTIF_HTTP_ADDR="+notifAddr, "NOTIF_MONGO_URI="+mongoURI, "NOTIF_MONGO_DATABASE="+name))
 	gw := startProcess(t, bin, "gateway", append(common, "GATEWAY_ADDR="+gwAddr, "GATEWAY_ADMIN_ADDR=127.0.0.1:0",
-		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr))
+		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr, "GATEWAY_PROJECT_URL=http://"+projectAddr))
 	waitReady(t, auth, "http://"+authAddr+"/readyz")
 	waitReady(t, notif, "http://"+notifAddr+"/readyz")
+	waitReady(t, project, "http://"+projectAddr+"/readyz")
 	waitReady(t, gw, "http://"+gwAddr+"/healthz")
-	return &system{gateway: "http://" + gwAddr, auth: "http://" + authAddr, redis: rdb, prefix: prefix, mailDir: mailDir}
+	return &system{gateway: "http://" + gwAddr, auth: "http://" + authAddr, project: "http://" + projectAddr, redis: rdb, prefix: prefix, mailDir: mailDir}
 }
 
 type reply struct {
@@ -257,7 +263,7 @@ type reply struct {
 	body   map[string]any
 }
 
-func (s *system) call(t *testing.T, method, path, token, body string) reply {
+func (s *system) call(t testing.TB, method, path, token, body string) reply {
 	t.Helper()
 	req, err := http.NewRequest(method, s.gateway+path, strings.NewReader(body))
 	if err != nil {

@@ -96,12 +96,14 @@ func ApplyDefaults(env Env, dataDir string, services []string) {
 	env.SetDefault("AUTH_MAIL_DIR", filepath.Join(dataDir, "mail"))
 	env.SetDefault("AUTH_HTTP_ADDR", "127.0.0.1:8081")
 	env.SetDefault("JWT_JWKS_URL", BaseURL(env["AUTH_HTTP_ADDR"])+"/api/v1/auth/jwks.json")
+	env.SetDefault("PROJECT_DATABASE_URL", "sqlite://"+filepath.Join(dataDir, "project.db"))
+	env.SetDefault("PROJECT_HTTP_ADDR", "127.0.0.1:8082")
 	env.SetDefault("NOTIF_HTTP_ADDR", "127.0.0.1:8084")
 	env.SetDefault("NOTIF_MONGO_DATABASE", "notif")
 	env.SetDefault("GATEWAY_ADDR", ":8080")
 	env.SetDefault("LOG_LEVEL", "info")
 
-	backends := []string{"auth", "notif"}
+	backends := []string{"auth", "project", "notif"}
 	for _, s := range services {
 		if s != "gateway" && !slices.Contains(backends, s) {
 			backends = append(backends, s)
