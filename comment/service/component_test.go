@@ -34,7 +34,10 @@ type harness struct {
 
 func start(t *testing.T) *harness {
 	t.Helper()
-	cfg := service.Config{Common: config.Common{JWTSecret: secret, JWTIssuer: "bugtracker-auth", JWTAudience: "bugtracker"}}
+	cfg := service.Config{
+		Common:       config.Common{JWTSecret: secret, JWTIssuer: "bugtracker-auth", JWTAudience: "bugtracker"},
+		CursorSecret: "component-test-cursor-secret-0123456789",
+	}
 	h := &harness{bus: memory.New(), store: memrepo.New(), revs: authn.NewMemoryRevocations()}
 	svc, err := service.BuildForComponentTest(cfg, servicetest.Discard(), h.store, h.bus, h.revs)
 	if err != nil {
@@ -291,10 +294,6 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	if r := h.call(t, "POST", "/api/v1/cards/c1/comments", bob, `{"body":"`+strings.Repeat("é", 5000)+`"}`); r.status != 201 {
 		t.Fatalf("5000 characters: %d %s", r.status, r.raw)
-	}
-	big := `{"body":"` + strings.Repeat("a", 1<<20) + `"}`
-	if r := h.call(t, "POST", "/api/v1/cards/c1/comments", bob, big); r.status != 413 {
-		t.Fatalf("body over 1 MiB: %d", r.status)
 	}
 
 	for _, q := range []string{"?limit=0", "?limit=101", "?limit=abc", "?cursor=garbage", "?cursor=a.b"} {

@@ -18,10 +18,10 @@ type Config struct {
 	// DatabaseURL is mysql://... (MariaDB), or sqlite://path for a single process.
 	DatabaseURL string        `env:"COMMENT_DATABASE_URL" envDefault:"sqlite://./data/comment.db"`
 	Pool        database.Pool `envPrefix:"COMMENT_"`
-	// CursorSecret keys the HMAC of list cursors. Replicas behind one gateway must
-	// share it, or a cursor from one is refused by another; empty means a random key
-	// per process, which suits a single process (make run).
-	CursorSecret string `env:"COMMENT_CURSOR_SECRET"`
+	// CursorSecret keys the HMAC of list cursors (shared with the project service's
+	// variable). Replicas behind one gateway must share it, or a cursor from one is
+	// refused by another; `make run` generates one.
+	CursorSecret string `env:"CURSOR_SECRET,required,notEmpty"`
 	// ConsumerName names this replica in the consumer group; empty means
 	// hostname-pid-random, unique per process.
 	ConsumerName string `env:"COMMENT_CONSUMER_NAME"`
@@ -45,8 +45,8 @@ func (c Config) Validate() error {
 		// The locking reads are written for MariaDB and SQLite, the two stores tested.
 		return errors.New("COMMENT_DATABASE_URL: must be mysql:// (MariaDB) or sqlite://")
 	}
-	if c.CursorSecret != "" && len(c.CursorSecret) < 32 {
-		return errors.New("COMMENT_CURSOR_SECRET: must be at least 32 characters (or empty for a random key)")
+	if len(c.CursorSecret) < 32 {
+		return errors.New("CURSOR_SECRET: must be at least 32 characters")
 	}
 	if c.ClaimMinIdle < 100*time.Millisecond {
 		return errors.New("EVENTBUS_CLAIM_MIN_IDLE: must be at least 100ms")

@@ -2,8 +2,6 @@ package service
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"time"
 
@@ -80,17 +78,8 @@ func provideClock() app.Clock { return time.Now }
 
 func provideIDs() app.IDGenerator { return func() string { return uuid.Must(uuid.NewV7()).String() } }
 
-// provideCursors keys the cursor HMAC with COMMENT_CURSOR_SECRET, or with a random
-// key when it is empty (one process: cursors need not survive a restart).
-func provideCursors(cfg Config) (*pagination.Cursors, error) {
-	secret := cfg.CursorSecret
-	if secret == "" {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b)
-		secret = hex.EncodeToString(b)
-	}
-	return pagination.NewCursors(secret)
-}
+// provideCursors keys the cursor HMAC with CURSOR_SECRET.
+func provideCursors(cfg Config) (*pagination.Cursors, error) { return pagination.NewCursors(cfg.CursorSecret) }
 
 func provideHTTP(cfg Config, log *slog.Logger, h *commenthttp.Handlers, checks map[string]httpserver.Check) *runner.HTTP {
 	app := httpserver.New(httpserver.Config{Service: "comment", Logger: log, Checks: checks, MapError: commenthttp.MapError})
