@@ -55,7 +55,7 @@ check-generate: ## Fail if a committed wire_gen.go differs from what Wire genera
 
 check-compose: ## Validate docker-compose.yml when docker-compose is installed (no engine needed).
 	@if command -v docker-compose >/dev/null; then \
-	  JWT_SECRET=compose-check docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml valid"; \
+	  JWT_SECRET=compose-check CURSOR_SECRET=compose-check docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml valid"; \
 	else echo "docker-compose not installed: docker-compose.yml not validated (apt-get install docker-compose)"; fi
 
 vet: ## Build and vet every module inside the workspace and alone (GOWORK=off).

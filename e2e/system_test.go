@@ -15,12 +15,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for the test database
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -59,7 +61,7 @@ func binaries(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		for _, svc := range []string{"auth", "notif", "gateway"} {
+		for _, svc := range []string{"auth", "comment", "notif", "gateway"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, svc), "./cmd/"+svc)
 			cmd.Dir = filepath.Join("..", svc)
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -82,12 +84,48 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// system is one running deployment: auth, notif and gateway processes.
+// mariadbDatabase creates a fresh MariaDB database (dropped at cleanup) and returns
+// its URL for a service's *_DATABASE_URL.
+func mariadbDatabase(t *testing.T, name string) string {
+	t.Helper()
+	dsn := testenv.Require(t, "MYSQL_URL")
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("MYSQL_URL must be a go-sql-driver DSN such as root@tcp(127.0.0.1:3306)/: %v", err)
+	}
+	admin, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
+			t.Logf("drop database: %v", err)
+		}
+		_ = admin.Close()
+	})
+	u := url.URL{Scheme: "mysql", Host: cfg.Addr, Path: "/" + name, User: url.User(cfg.User)}
+	if cfg.Passwd != "" {
+		u.User = url.UserPassword(cfg.User, cfg.Passwd)
+	}
+	return u.String()
+}
+
+// system is one running deployment: auth, comment, notif and gateway processes.
 type system struct {
 	gateway string
 	redis   *redis.Client
 	prefix  string
 	mailDir string
+	// comment is the comment service's process, which a test may kill and
+	// restart (restartComment) to force redeliveries.
+	comment     *process
+	commentEnv  []string
+	bin         string
+	common      []string
+	serviceURLs map[string]string
 }
 
 // process is a running service binary whose output is kept for failure reports.
@@ -98,6 +136,9 @@ type process struct {
 	mu     *sync.Mutex
 	exited chan struct{}
 	err    error
+	// killed marks a process a test killed on purpose, so cleanup does not
+	// report its exit status.
+	killed bool
 }
 
 type lockedWriter struct {
@@ -129,7 +170,7 @@ func startProcess(t *testing.T, bin, name string, env []string) *process {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.exited:
-			if p.err != nil {
+			if p.err != nil && !p.killed {
 				t.Errorf("%s exited with %v on SIGTERM", name, p.err)
 			}
 		case <-time.After(15 * time.Second):
@@ -210,22 +251,32 @@ func startSystem(t *testing.T) *system {
 		}
 	})
 
-	authAddr, notifAddr, gwAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	authAddr, notifAddr, gwAddr, commentAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	commentDB := mariadbDatabase(t, name)
 	mailDir := t.TempDir()
 	common := []string{
 		"JWT_SECRET=e2e-secret-" + name + "-0123456789abcdef",
 		"REDIS_URL=" + redisURL,
 		"REDIS_PREFIX=" + prefix,
 		"LOG_LEVEL=debug",
+		"CURSOR_SECRET=e2e-cursor-" + name + "-0123456789abcdef",
 	}
 	auth := startProcess(t, bin, "auth", append(common, "AUTH_HTTP_ADDR="+authAddr, "AUTH_DATABASE_URL="+authURL.String(), "AUTH_MAIL_DIR="+mailDir))
 	notif := startProcess(t, bin, "notif", append(common, "NOTIF_HTTP_ADDR="+notifAddr, "NOTIF_MONGO_URI="+mongoURI, "NOTIF_MONGO_DATABASE="+name))
+	commentEnv := append(slices.Clone(common), "COMMENT_HTTP_ADDR="+commentAddr, "COMMENT_DATABASE_URL="+commentDB,
+		"COMMENT_CONSUMER_NAME=comment-e2e", "EVENTBUS_CLAIM_MIN_IDLE=1s")
+	comment := startProcess(t, bin, "comment", commentEnv)
 	gw := startProcess(t, bin, "gateway", append(common, "GATEWAY_ADDR="+gwAddr,
-		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr))
+		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr, "GATEWAY_COMMENT_URL=http://"+commentAddr))
 	waitReady(t, auth, "http://"+authAddr+"/readyz")
 	waitReady(t, notif, "http://"+notifAddr+"/readyz")
+	waitReady(t, comment, "http://"+commentAddr+"/readyz")
 	waitReady(t, gw, "http://"+gwAddr+"/healthz")
-	return &system{gateway: "http://" + gwAddr, redis: rdb, prefix: prefix, mailDir: mailDir}
+	return &system{
+		gateway: "http://" + gwAddr, redis: rdb, prefix: prefix, mailDir: mailDir,
+		comment: comment, commentEnv: commentEnv, bin: bin, common: common,
+		serviceURLs: map[string]string{"auth": "http://" + authAddr, "notif": "http://" + notifAddr, "comment": "http://" + commentAddr},
+	}
 }
 
 type reply struct {
