@@ -165,7 +165,9 @@ type CommentPage struct {
 type ListCommentsHandler struct{ store Store }
 
 // NewListCommentsHandler wires the query.
-func NewListCommentsHandler(store Store) ListCommentsHandler { return ListCommentsHandler{store: store} }
+func NewListCommentsHandler(store Store) ListCommentsHandler {
+	return ListCommentsHandler{store: store}
+}
 
 // Handle returns the page after q.After. Pages are keyset ranges over (createdAt,
 // id), so a comment inserted while a client walks the list never shifts the pages:

@@ -79,7 +79,9 @@ func provideClock() app.Clock { return time.Now }
 func provideIDs() app.IDGenerator { return func() string { return uuid.Must(uuid.NewV7()).String() } }
 
 // provideCursors keys the cursor HMAC with CURSOR_SECRET.
-func provideCursors(cfg Config) (*pagination.Cursors, error) { return pagination.NewCursors(cfg.CursorSecret) }
+func provideCursors(cfg Config) (*pagination.Cursors, error) {
+	return pagination.NewCursors(cfg.CursorSecret)
+}
 
 func provideHTTP(cfg Config, log *slog.Logger, h *commenthttp.Handlers, checks map[string]httpserver.Check) *runner.HTTP {
 	app := httpserver.New(httpserver.Config{Service: "comment", Logger: log, Checks: checks, MapError: commenthttp.MapError})

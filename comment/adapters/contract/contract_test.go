@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/bugtracker/bugtracker/comment/adapters/bunrepo"
 	"github.com/bugtracker/bugtracker/comment/adapters/memrepo"
 	"github.com/bugtracker/bugtracker/comment/app"
