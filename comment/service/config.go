@@ -22,6 +22,9 @@ type Config struct {
 	// variable). Replicas behind one gateway must share it, or a cursor from one is
 	// refused by another; `make run` generates one.
 	CursorSecret string `env:"CURSOR_SECRET,required,notEmpty"`
+	// InboxRetention is how long consumed event ids are remembered for
+	// deduplication; it must exceed the producers' outbox retention (72h).
+	InboxRetention time.Duration `env:"COMMENT_INBOX_RETENTION" envDefault:"168h"`
 	// ConsumerName names this replica in the consumer group; empty means
 	// hostname-pid-random, unique per process.
 	ConsumerName string `env:"COMMENT_CONSUMER_NAME"`
@@ -47,6 +50,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.CursorSecret) < 32 {
 		return errors.New("CURSOR_SECRET: must be at least 32 characters")
+	}
+	if c.InboxRetention < 96*time.Hour {
+		return errors.New("COMMENT_INBOX_RETENTION: must be at least 96h (the outbox keeps events 72h)")
 	}
 	if c.ClaimMinIdle < 100*time.Millisecond {
 		return errors.New("EVENTBUS_CLAIM_MIN_IDLE: must be at least 100ms")

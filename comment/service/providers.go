@@ -30,9 +30,10 @@ import (
 type Service struct {
 	HTTP     *runner.HTTP
 	Consumer eventbus.Consumer
-	// Relay publishes the outbox; nil in component tests, whose store forwards
-	// committed events itself.
+	// Relay publishes the outbox; nil in component tests.
 	Relay *outbox.Relay
+	// Pruner trims the inbox; nil in component tests.
+	Pruner *InboxPruner
 }
 
 // Components lists what main runs.
@@ -40,6 +41,9 @@ func (s *Service) Components() map[string]runner.Component {
 	c := map[string]runner.Component{"http": s.HTTP, "consumer": s.Consumer}
 	if s.Relay != nil {
 		c["outbox-relay"] = s.Relay
+	}
+	if s.Pruner != nil {
+		c["inbox-pruner"] = s.Pruner
 	}
 	return c
 }
@@ -58,7 +62,7 @@ var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in
 // relay, Redis Streams, Redis revocations.
 var infraSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
 	provideDB, wiring.ProvideRedis, wiring.ProvideRevocations, providePublisher, provideRelay, provideRepo,
-	provideSubscriber, provideChecks,
+	provideSubscriber, provideChecks, providePruner,
 	wire.Bind(new(app.Store), new(*bunrepo.Repo)),
 	wire.Bind(new(eventbus.Publisher), new(*redisstream.Publisher)),
 	wire.Bind(new(authn.RevocationChecker), new(*authn.RedisRevocations)),
@@ -115,6 +119,36 @@ func provideRelay(db *bun.DB, pub eventbus.Publisher, log *slog.Logger) (*outbox
 
 func provideRepo(db *bun.DB, relay *outbox.Relay) *bunrepo.Repo {
 	return bunrepo.New(db, eventbus.GroupComment, relay.Notify)
+}
+
+// InboxPruner forgets consumed event ids past the retention once an hour, so the
+// processed_events table stays bounded.
+type InboxPruner struct {
+	Repo      *bunrepo.Repo
+	Retention time.Duration
+	Every     time.Duration
+	Log       *slog.Logger
+}
+
+// Run prunes at once and then every Every until ctx ends; a failed prune is logged
+// and retried at the next tick.
+func (p *InboxPruner) Run(ctx context.Context) error {
+	tick := time.NewTicker(p.Every)
+	defer tick.Stop()
+	for {
+		if err := p.Repo.PruneInbox(ctx, p.Retention); err != nil && ctx.Err() == nil {
+			p.Log.WarnContext(ctx, "inbox prune failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func providePruner(repo *bunrepo.Repo, cfg Config, log *slog.Logger) *InboxPruner {
+	return &InboxPruner{Repo: repo, Retention: cfg.InboxRetention, Every: time.Hour, Log: log}
 }
 
 func provideSubscriber(client redis.UniversalClient, cfg Config, log *slog.Logger) (*redisstream.Subscriber, error) {

@@ -89,10 +89,12 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 	}
 	handler := stream.NewHandler(application, log)
 	consumer := provideConsumer(subscriber, handler)
+	inboxPruner := providePruner(repo, cfg, log)
 	service := &Service{
 		HTTP:     runnerHTTP,
 		Consumer: consumer,
 		Relay:    relay,
+		Pruner:   inboxPruner,
 	}
 	return service, func() {
 		cleanup2()

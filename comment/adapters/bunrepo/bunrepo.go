@@ -161,6 +161,13 @@ func (r *Repo) ApplyEvent(ctx context.Context, eventID string, fn func(ctx conte
 	return applied, err
 }
 
+// PruneInbox forgets the consumed events older than olderThan, which must exceed
+// the producers' outbox retention (72h) plus the longest redelivery delay: an event
+// whose record is gone would be applied again if it were republished.
+func (r *Repo) PruneInbox(ctx context.Context, olderThan time.Duration) error {
+	return r.inbox.Prune(ctx, olderThan)
+}
+
 // tx implements app.Tx over a bun transaction (or the database, for View).
 type tx struct {
 	db        bun.IDB
