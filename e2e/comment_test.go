@@ -264,7 +264,14 @@ func TestTotalCommentStaysExact(t *testing.T) {
 	if len(all) != 200 {
 		t.Fatalf("created %d comments", len(all))
 	}
-	s.restartComment(t) // unacknowledged deliveries of the comment group come back
+	// Redelivery, twice over: the comment service crashes (kill -9: its relay stops
+	// mid-work and its consumer leaves deliveries unacknowledged), and Redis loses
+	// the comment stream, so the relay republishes every newComment from its outbox
+	// and the project service's consumer sees each one again.
+	s.restartComment(t)
+	if err := s.redis.Del(context.Background(), eventbus.StreamKey(s.prefix, contracts.FamilyComment)).Err(); err != nil {
+		t.Fatal(err)
+	}
 	deleted := map[string]bool{}
 	for g := range 10 {
 		chunk := all[g*5 : g*5+5]
@@ -298,8 +305,24 @@ func TestTotalCommentStaysExact(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// It stays there (a late redelivery must not count twice).
-	time.Sleep(1500 * time.Millisecond)
+	// The republished stream holds every creation and deletion again (the relay
+	// checks for loss every 5 s), and the count stays where it is: no redelivery
+	// counted twice.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		n, err := s.redis.XLen(context.Background(), eventbus.StreamKey(s.prefix, contracts.FamilyComment)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= 250 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the comment stream holds %d events, want the 250 republished", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
 	if r := call("GET", "/api/v1/cards/"+cardID, bob, ""); r.body["totalComment"].(float64) != float64(len(live)) {
 		t.Fatalf("totalComment drifted to %v", r.body["totalComment"])
 	}
