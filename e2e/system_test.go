@@ -15,12 +15,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for the test database
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -60,7 +62,7 @@ func binaries(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
-		for _, svc := range []string{"auth", "project", "notif", "gateway"} {
+		for _, svc := range []string{"auth", "project", "comment", "notif", "gateway"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, svc), "./cmd/"+svc)
 			cmd.Dir = filepath.Join("..", svc)
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -83,7 +85,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// system is one running deployment: auth, project, notif and gateway processes.
+// system is one running deployment: auth, project, comment, notif and gateway processes.
 type system struct {
 	gateway string
 	// auth is auth's own base URL, for what the other services fetch from it
@@ -94,6 +96,13 @@ type system struct {
 	redis   *redis.Client
 	prefix  string
 	mailDir string
+	// comment is the comment service's process, which a test may kill and
+	// restart (restartComment) to force redeliveries.
+	comment     *process
+	commentEnv  []string
+	bin         string
+	common      []string
+	serviceURLs map[string]string
 }
 
 // process is a running service binary whose output is kept for failure reports.
@@ -104,6 +113,9 @@ type process struct {
 	mu     *sync.Mutex
 	exited chan struct{}
 	err    error
+	// killed marks a process a test killed on purpose, so cleanup does not
+	// report its exit status.
+	killed bool
 }
 
 type lockedWriter struct {
@@ -135,7 +147,7 @@ func startProcess(t testing.TB, bin, name string, env []string) *process {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.exited:
-			if p.err != nil {
+			if p.err != nil && !p.killed {
 				t.Errorf("%s exited with %v on SIGTERM", name, p.err)
 			}
 		case <-time.After(15 * time.Second):
@@ -216,8 +228,9 @@ func startSystem(t testing.TB) *system {
 		}
 	})
 
-	projectDB := mariaDB(t, name)
-	authAddr, notifAddr, gwAddr, projectAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	projectDB, commentDB := mariaDB(t, name+"_p"), mariaDB(t, name+"_c")
+	authAddr, notifAddr, gwAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	projectAddr, commentAddr := freeAddr(t), freeAddr(t)
 	mailDir := t.TempDir()
 	keyFile := filepath.Join(t.TempDir(), "jwt-ed25519.pem")
 	key, err := authn.GenerateSigningKey()
@@ -247,13 +260,26 @@ func startSystem(t testing.TB) *system {
 	auth := startProcess(t, bin, "auth", append(common, "AUTH_HTTP_ADDR="+authAddr, "AUTH_DATABASE_URL="+authURL.String(), "AUTH_MAIL_DIR="+mailDir))
 	project := startProcess(t, bin, "project", append(common, "PROJECT_HTTP_ADDR="+projectAddr, "PROJECT_DATABASE_URL="+projectDB))
 	notif := startProcess(t, bin, "notif", append(common, "NOTIF_HTTP_ADDR="+notifAddr, "NOTIF_MONGO_URI="+mongoURI, "NOTIF_MONGO_DATABASE="+name))
+	commentEnv := append(slices.Clone(common), "COMMENT_HTTP_ADDR="+commentAddr, "COMMENT_DATABASE_URL="+commentDB,
+		"COMMENT_CONSUMER_NAME=comment-e2e", "EVENTBUS_CLAIM_MIN_IDLE=1s")
+	comment := startProcess(t, bin, "comment", commentEnv)
 	gw := startProcess(t, bin, "gateway", append(common, "GATEWAY_ADDR="+gwAddr, "GATEWAY_ADMIN_ADDR=127.0.0.1:0",
-		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr, "GATEWAY_PROJECT_URL=http://"+projectAddr))
+		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr,
+		"GATEWAY_PROJECT_URL=http://"+projectAddr, "GATEWAY_COMMENT_URL=http://"+commentAddr))
 	waitReady(t, auth, "http://"+authAddr+"/readyz")
 	waitReady(t, notif, "http://"+notifAddr+"/readyz")
 	waitReady(t, project, "http://"+projectAddr+"/readyz")
+	waitReady(t, comment, "http://"+commentAddr+"/readyz")
 	waitReady(t, gw, "http://"+gwAddr+"/healthz")
-	return &system{gateway: "http://" + gwAddr, auth: "http://" + authAddr, project: "http://" + projectAddr, redis: rdb, prefix: prefix, mailDir: mailDir}
+	return &system{
+		gateway: "http://" + gwAddr, auth: "http://" + authAddr, project: "http://" + projectAddr,
+		redis: rdb, prefix: prefix, mailDir: mailDir,
+		comment: comment, commentEnv: commentEnv, bin: bin, common: common,
+		serviceURLs: map[string]string{
+			"auth": "http://" + authAddr, "notif": "http://" + notifAddr,
+			"project": "http://" + projectAddr, "comment": "http://" + commentAddr,
+		},
+	}
 }
 
 type reply struct {

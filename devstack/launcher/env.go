@@ -98,6 +98,8 @@ func ApplyDefaults(env Env, dataDir string, services []string) {
 	env.SetDefault("JWT_JWKS_URL", BaseURL(env["AUTH_HTTP_ADDR"])+"/api/v1/auth/jwks.json")
 	env.SetDefault("PROJECT_DATABASE_URL", "sqlite://"+filepath.Join(dataDir, "project.db"))
 	env.SetDefault("PROJECT_HTTP_ADDR", "127.0.0.1:8082")
+	env.SetDefault("COMMENT_DATABASE_URL", "sqlite://"+filepath.Join(dataDir, "comment.db"))
+	env.SetDefault("COMMENT_HTTP_ADDR", "127.0.0.1:8083")
 	env.SetDefault("NOTIF_HTTP_ADDR", "127.0.0.1:8084")
 	env.SetDefault("NOTIF_MONGO_DATABASE", "notif")
 	env.SetDefault("GATEWAY_ADDR", ":8080")

@@ -81,6 +81,8 @@ func TestApplyDefaults(t *testing.T) {
 		"AUTH_DATABASE_URL":    "sqlite:///abs/data/auth.db",
 		"AUTH_MAIL_DIR":        "/abs/data/mail",
 		"AUTH_HTTP_ADDR":       "127.0.0.1:8081",
+		"COMMENT_DATABASE_URL": "sqlite:///abs/data/comment.db",
+		"COMMENT_HTTP_ADDR":    "127.0.0.1:8083",
 		"NOTIF_HTTP_ADDR":      "127.0.0.1:9094",
 		"NOTIF_MONGO_DATABASE": "notif",
 		"GATEWAY_ADDR":         ":8080",

@@ -28,12 +28,13 @@ import (
 
 // fakeServices are the names under which the test binary is linked into a
 // temporary bin directory; run under one of them it acts as that service.
-var fakeServices = []string{"auth", "project", "notif", "gateway"}
+var fakeServices = []string{"auth", "project", "comment", "notif", "gateway"}
 
 // reportedVars are the variables a fake service prints, one per line.
 var reportedVars = []string{
 	"REDIS_URL", "NOTIF_MONGO_URI", "NOTIF_MONGO_DATABASE", "AUTH_JWT_PRIVATE_KEY_FILE", "JWT_JWKS_URL", "CURSOR_SECRET",
 	"AUTH_DATABASE_URL", "GATEWAY_AUTH_URL", "GATEWAY_NOTIF_URL", "LOG_LEVEL",
+	"COMMENT_DATABASE_URL", "GATEWAY_COMMENT_URL",
 }
 
 func TestMain(m *testing.M) {
@@ -174,6 +175,7 @@ func stackEnv(t *testing.T, extra ...string) (environ []string, dataDir string) 
 		"DEVSTACK_BIN="+binDir,
 		"AUTH_HTTP_ADDR="+freeAddr(t),
 		"PROJECT_HTTP_ADDR="+freeAddr(t),
+		"COMMENT_HTTP_ADDR="+freeAddr(t),
 		"NOTIF_HTTP_ADDR="+freeAddr(t),
 		"GATEWAY_ADDR="+freeAddr(t),
 	)
@@ -264,6 +266,8 @@ func TestRunStartsStackAndStopsOnCancel(t *testing.T) {
 		"GATEWAY_AUTH_URL":          "http://" + env["AUTH_HTTP_ADDR"],
 		"GATEWAY_NOTIF_URL":         "http://" + env["NOTIF_HTTP_ADDR"],
 		"LOG_LEVEL":                 "debug",
+		"COMMENT_DATABASE_URL":      "sqlite://" + filepath.Join(absData, "comment.db"),
+		"GATEWAY_COMMENT_URL":       "http://" + env["COMMENT_HTTP_ADDR"],
 	}
 
 	for name, want := range checks {

@@ -1,0 +1,20 @@
+// Command comment runs the comment service.
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/bugtracker/bugtracker/comment/service"
+	"github.com/bugtracker/bugtracker/platform/runner"
+)
+
+func main() {
+	runner.Main("comment", service.LoadConfig, func(ctx context.Context, cfg service.Config, log *slog.Logger) (map[string]runner.Component, func(), error) {
+		svc, cleanup, err := service.Build(ctx, cfg, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return svc.Components(), cleanup, nil
+	})
+}
