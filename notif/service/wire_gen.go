@@ -33,13 +33,16 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 	}
 	recordUserHandler := app.NewRecordUserHandler(repo)
 	idGenerator := provideIDs()
-	notifyHandler := app.NewNotifyHandler(repo, idGenerator)
+	maxRecipients := provideMaxRecipients(cfg)
+	notifyHandler := app.NewNotifyHandler(repo, idGenerator, maxRecipients)
+	notifyAudienceHandler := app.NewNotifyAudienceHandler(repo, idGenerator, maxRecipients)
 	listNotificationsHandler := app.NewListNotificationsHandler(repo)
 	markReadHandler := app.NewMarkReadHandler(repo)
 	markAllReadHandler := app.NewMarkAllReadHandler(repo)
 	application := app.Application{
 		RecordUser:    recordUserHandler,
 		Notify:        notifyHandler,
+		NotifyProject: notifyAudienceHandler,
 		Notifications: listNotificationsHandler,
 		MarkRead:      markReadHandler,
 		MarkAllRead:   markAllReadHandler,
@@ -82,13 +85,16 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, bus *memory.Bus, revocations *authn.MemoryRevocations) (*Service, error) {
 	recordUserHandler := app.NewRecordUserHandler(store)
 	idGenerator := provideIDs()
-	notifyHandler := app.NewNotifyHandler(store, idGenerator)
+	maxRecipients := provideMaxRecipients(cfg)
+	notifyHandler := app.NewNotifyHandler(store, idGenerator, maxRecipients)
+	notifyAudienceHandler := app.NewNotifyAudienceHandler(store, idGenerator, maxRecipients)
 	listNotificationsHandler := app.NewListNotificationsHandler(store)
 	markReadHandler := app.NewMarkReadHandler(store)
 	markAllReadHandler := app.NewMarkAllReadHandler(store)
 	application := app.Application{
 		RecordUser:    recordUserHandler,
 		Notify:        notifyHandler,
+		NotifyProject: notifyAudienceHandler,
 		Notifications: listNotificationsHandler,
 		MarkRead:      markReadHandler,
 		MarkAllRead:   markAllReadHandler,

@@ -50,15 +50,37 @@ func New(db *mongo.Database) *Repo {
 	return &Repo{notifs: db.Collection("notif"), users: db.Collection("users")}
 }
 
+// Index names. Each query of the repository is served by one of them, in the
+// equality-sort order MongoDB needs to avoid an in-memory sort (checked by
+// TestQueriesUseIndexes with explain):
+//   - indexEventUser makes (event id, recipient) unique: the exactly-once key.
+//   - indexUserNewest serves the full list (userId, newest first) and its total.
+//   - indexUserUnreadNewest serves the unread and read lists, the unread count
+//     and read-all (userId and read, then newest first).
+const (
+	indexEventUser        = "event_user_unique"
+	indexUserNewest       = "user_newest"
+	indexUserUnreadNewest = "user_read_newest"
+)
+
+// obsoleteIndexes were created by earlier versions and no query needs them any
+// more; EnsureIndexes drops them so they stop costing writes.
+var obsoleteIndexes = []string{"user_read"}
+
+func wantedIndexes() []mongo.IndexModel {
+	newest := bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}
+	return []mongo.IndexModel{
+		{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "userId", Value: 1}}, Options: options.Index().SetUnique(true).SetName(indexEventUser)},
+		{Keys: append(bson.D{{Key: "userId", Value: 1}}, newest...), Options: options.Index().SetName(indexUserNewest)},
+		{Keys: append(bson.D{{Key: "userId", Value: 1}, {Key: "read", Value: 1}}, newest...), Options: options.Index().SetName(indexUserUnreadNewest)},
+	}
+}
+
 // EnsureIndexes creates the indexes the queries and idempotency rely on. It creates
 // only the missing ones: FerretDB v1 fails on createIndexes for an index that already
-// exists, which every restart would otherwise hit.
+// exists, which every restart would otherwise hit. Indexes of earlier versions that
+// no query uses are dropped.
 func (r *Repo) EnsureIndexes(ctx context.Context) error {
-	wanted := []mongo.IndexModel{
-		{Keys: bson.D{{Key: "eventId", Value: 1}, {Key: "userId", Value: 1}}, Options: options.Index().SetUnique(true).SetName("event_user_unique")},
-		{Keys: bson.D{{Key: "userId", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}, Options: options.Index().SetName("user_newest")},
-		{Keys: bson.D{{Key: "userId", Value: 1}, {Key: "read", Value: 1}}, Options: options.Index().SetName("user_read")},
-	}
 	cur, err := r.notifs.Indexes().List(ctx)
 	if err != nil {
 		return fmt.Errorf("mongo: list indexes: %w", err)
@@ -73,8 +95,15 @@ func (r *Repo) EnsureIndexes(ctx context.Context) error {
 	for _, ix := range existing {
 		have[ix.Name] = true
 	}
+	for _, name := range obsoleteIndexes {
+		if have[name] {
+			if _, err := r.notifs.Indexes().DropOne(ctx, name); err != nil {
+				return fmt.Errorf("mongo: drop obsolete index %s: %w", name, err)
+			}
+		}
+	}
 	var missing []mongo.IndexModel
-	for _, ix := range wanted {
+	for _, ix := range wantedIndexes() {
 		if !have[*ix.Options.Name] {
 			missing = append(missing, ix)
 		}
@@ -98,18 +127,41 @@ func (r *Repo) Upsert(ctx context.Context, u app.UserCopy) error {
 	return nil
 }
 
-// AddForEvent inserts one document per notification; a document that already exists
-// for (eventId, userId) is left untouched ($setOnInsert).
+// AddForEvent inserts the event's notifications in one unordered insertMany. A
+// notification already stored for (eventId, userId) (a redelivery, or a replay after
+// Redis lost its streams) fails on the unique index alone and the others are still
+// inserted, so the stored one, with its id and read flag, stays as it is. No
+// transaction is needed (FerretDB has none): every document stands alone.
 func (r *Repo) AddForEvent(ctx context.Context, eventID string, ns []notification.Notification) error {
-	for _, n := range ns {
-		doc := toDoc(eventID, n)
-		filter := bson.D{{Key: "eventId", Value: eventID}, {Key: "userId", Value: n.UserID()}}
-		_, err := r.notifs.UpdateOne(ctx, filter, bson.D{{Key: "$setOnInsert", Value: doc}}, options.Update().SetUpsert(true))
-		if err != nil && !mongo.IsDuplicateKeyError(err) {
-			return fmt.Errorf("mongo: insert notification: %w", err)
-		}
+	if len(ns) == 0 {
+		return nil
+	}
+	docs := make([]any, len(ns))
+	for i, n := range ns {
+		docs[i] = toDoc(eventID, n)
+	}
+	_, err := r.notifs.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err != nil && !onlyDuplicates(err) {
+		return fmt.Errorf("mongo: insert notifications: %w", err)
 	}
 	return nil
+}
+
+// onlyDuplicates reports whether every failure in err is a duplicate key, the
+// expected answer for notifications stored before. mongo.IsDuplicateKeyError is not
+// enough: it is true when any one of many write errors is a duplicate, and would hide
+// the others.
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 {
+			return false
+		}
+	}
+	return true
 }
 
 // List serves a page newest first and the counts for its meta; the page and the two
