@@ -294,7 +294,7 @@ func explain(t *testing.T, db *mongo.Database, c recorded) {
 		}
 	}
 	walk(out)
-	if stages["COLLSCAN"] || stages["SORT"] || !(stages["IXSCAN"] || stages["COUNT_SCAN"]) {
+	if stages["COLLSCAN"] || stages["SORT"] || (!stages["IXSCAN"] && !stages["COUNT_SCAN"]) {
 		t.Errorf("MongoDB runs %s without its index: stages %v", c.name, stages)
 	}
 }
