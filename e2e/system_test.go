@@ -85,6 +85,7 @@ func TestMain(m *testing.M) {
 // system is one running deployment: auth, notif and gateway processes.
 type system struct {
 	gateway string
+	notif   string // notif's own base URL, for baselines beside the gateway
 	redis   *redis.Client
 	prefix  string
 	mailDir string
@@ -231,7 +232,7 @@ func startSystem(t *testing.T, extra ...extraService) *system {
 	waitReady(t, auth, "http://"+authAddr+"/readyz")
 	waitReady(t, notif, "http://"+notifAddr+"/readyz")
 	waitReady(t, gw, "http://"+gwAddr+"/healthz")
-	return &system{gateway: "http://" + gwAddr, redis: rdb, prefix: prefix, mailDir: mailDir}
+	return &system{gateway: "http://" + gwAddr, notif: "http://" + notifAddr, redis: rdb, prefix: prefix, mailDir: mailDir}
 }
 
 type reply struct {

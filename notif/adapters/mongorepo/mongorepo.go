@@ -164,16 +164,20 @@ func onlyDuplicates(err error) bool {
 	return true
 }
 
-// List serves a page newest first and the counts for its meta; the page and the two
-// counts are independent queries, so they run concurrently.
+// List serves a page newest first and the counts for its meta in two concurrent
+// queries: the page, and one aggregation counting the user's notifications by read
+// state, which gives the filtered total and the unread count at once. One
+// aggregation instead of two counts matters on FerretDB v1, which reads every
+// document of the collection for each query (about half the list's time with 1,000
+// notifications); on MongoDB it is one scan of the user's index entries.
 func (r *Repo) List(ctx context.Context, f app.Filter, skip, limit int) ([]notification.Notification, int, int, error) {
 	filter := bson.D{{Key: "userId", Value: f.UserID}}
 	if f.Unread != nil {
 		filter = append(filter, bson.E{Key: "read", Value: !*f.Unread})
 	}
 	var (
-		docs          []notifDoc
-		total, unread int64
+		docs         []notifDoc
+		read, unread int
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -189,27 +193,19 @@ func (r *Repo) List(ctx context.Context, f app.Filter, skip, limit int) ([]notif
 		}
 		return nil
 	})
-	g.Go(func() (err error) {
-		if total, err = r.notifs.CountDocuments(gctx, filter); err != nil {
-			return fmt.Errorf("mongo: count notifications: %w", err)
-		}
-		return nil
+	g.Go(func() error {
+		var err error
+		read, unread, err = r.countByRead(gctx, f.UserID)
+		return err
 	})
-	onlyUnread := f.Unread != nil && *f.Unread
-	if !onlyUnread {
-		g.Go(func() (err error) {
-			unreadFilter := bson.D{{Key: "userId", Value: f.UserID}, {Key: "read", Value: false}}
-			if unread, err = r.notifs.CountDocuments(gctx, unreadFilter); err != nil {
-				return fmt.Errorf("mongo: count unread: %w", err)
-			}
-			return nil
-		})
-	}
 	if err := g.Wait(); err != nil {
 		return nil, 0, 0, err
 	}
-	if onlyUnread {
-		unread = total
+	total := read + unread
+	if f.Unread != nil && *f.Unread {
+		total = unread
+	} else if f.Unread != nil {
+		total = read
 	}
 	items := make([]notification.Notification, 0, len(docs))
 	for _, d := range docs {
@@ -219,7 +215,33 @@ func (r *Repo) List(ctx context.Context, f app.Filter, skip, limit int) ([]notif
 		}
 		items = append(items, n)
 	}
-	return items, int(total), int(unread), nil
+	return items, total, unread, nil
+}
+
+// countByRead counts the user's read and unread notifications in one aggregation.
+func (r *Repo) countByRead(ctx context.Context, userID string) (read, unread int, err error) {
+	cur, err := r.notifs.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{{Key: "userId", Value: userID}}}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$read"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("mongo: count notifications: %w", err)
+	}
+	var groups []struct {
+		Read bool `bson:"_id"`
+		N    int  `bson:"n"`
+	}
+	if err := cur.All(ctx, &groups); err != nil {
+		return 0, 0, fmt.Errorf("mongo: count notifications: %w", err)
+	}
+	for _, g := range groups {
+		if g.Read {
+			read += g.N
+		} else {
+			unread += g.N
+		}
+	}
+	return read, unread, nil
 }
 
 // MarkRead sets read on the user's notification and returns it.
