@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +31,8 @@ import (
 //
 // with the servers' variables set (see the Makefile's TEST_ENV). The load generator
 // runs on the same cores as the services, so absolute numbers are lower bounds;
-// compare the ratio. LOAD_ROUND (default 30s) is the length of each measured round.
+// compare the ratio. LOAD_ROUND (default 30s) is the length of each measured round,
+// LOAD_CONCURRENCY (default 16) the number of concurrent clients.
 func TestLoadListNotifications(t *testing.T) {
 	s := startSystem(t)
 	u := s.register(t, "Ann")
@@ -59,9 +61,16 @@ func TestLoadListNotifications(t *testing.T) {
 		}
 	}
 	seeded := time.Now()
-	s.until(t, "1,000 notifications", func() reply {
-		return s.call(t, "GET", "/api/v1/notifications?limit=1", u.token, "")
-	}, func(r reply) bool { return r.status == 200 && r.body["meta"].(map[string]any)["total"].(float64) == 1000 })
+	for {
+		r := s.call(t, "GET", "/api/v1/notifications?limit=1", u.token, "")
+		if r.status == 200 && r.body["meta"].(map[string]any)["total"].(float64) == 1000 {
+			break
+		}
+		if time.Since(seeded) > 2*time.Minute {
+			t.Fatalf("seeding: %d %s", r.status, r.raw)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	t.Logf("notif stored 999 notifications from events in %v", time.Since(seeded).Round(time.Millisecond))
 
 	const path = "/api/v1/notifications?page=1&limit=20"
@@ -71,13 +80,18 @@ func TestLoadListNotifications(t *testing.T) {
 	if v, err := time.ParseDuration(os.Getenv("LOAD_ROUND")); err == nil {
 		round = v
 	}
+	conc := 16
+	if v, err := strconv.Atoi(os.Getenv("LOAD_CONCURRENCY")); err == nil && v > 0 {
+		conc = v
+	}
+	t.Logf("%d workers, rounds of %v", conc, round)
 	for i := range 3 {
 		for _, tg := range targets {
 			if i == 0 {
-				load(t, tg.base+path, u.token, 16, round/3) // warm-up
+				load(t, tg.base+path, u.token, conc, round/3) // warm-up
 				continue
 			}
-			r := load(t, tg.base+path, u.token, 16, round)
+			r := load(t, tg.base+path, u.token, conc, round)
 			if results[tg.name] == nil {
 				results[tg.name] = &loadResult{}
 			}

@@ -36,7 +36,7 @@ func (s *Service) Components() map[string]runner.Component {
 
 // appSet builds the use cases and inbound ports; every injector shares it.
 var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
-	provideIDs, provideMaxRecipients,
+	provideIDs, provideMaxRecipients, provideQueryTimeout,
 	app.NewRecordUserHandler, app.NewNotifyHandler, app.NewNotifyAudienceHandler, app.NewListNotificationsHandler,
 	app.NewMarkReadHandler, app.NewMarkAllReadHandler,
 	wire.Struct(new(app.Application), "*"),
@@ -68,6 +68,10 @@ func provideMaxRecipients(cfg Config) app.MaxRecipients {
 		return app.DefaultMaxRecipients
 	}
 	return app.MaxRecipients(cfg.MaxRecipients)
+}
+
+func provideQueryTimeout(cfg Config) notifhttp.QueryTimeout {
+	return notifhttp.QueryTimeout(cfg.QueryTimeout)
 }
 
 func provideHTTP(cfg Config, log *slog.Logger, h *notifhttp.Handlers, checks map[string]httpserver.Check) *runner.HTTP {

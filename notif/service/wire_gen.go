@@ -60,7 +60,8 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 		cleanup()
 		return nil, nil, err
 	}
-	handlers := http.NewHandlers(application, verifier)
+	queryTimeout := provideQueryTimeout(cfg)
+	handlers := http.NewHandlers(application, verifier, queryTimeout)
 	v := provideChecks(database, universalClient)
 	runnerHTTP := provideHTTP(cfg, log, handlers, v)
 	subscriber, err := provideSubscriber(universalClient, cfg, log)
@@ -104,7 +105,8 @@ func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, b
 	if err != nil {
 		return nil, err
 	}
-	handlers := http.NewHandlers(application, verifier)
+	queryTimeout := provideQueryTimeout(cfg)
+	handlers := http.NewHandlers(application, verifier, queryTimeout)
 	v := provideNoChecks()
 	runnerHTTP := provideHTTP(cfg, log, handlers, v)
 	subscriber, err := provideMemorySubscriber(bus, log)
