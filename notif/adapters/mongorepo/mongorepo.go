@@ -199,7 +199,7 @@ func (r *Repo) List(ctx context.Context, f app.Filter, skip, limit int) ([]notif
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, withContext(ctx, err)
 	}
 	total := read + unread
 	if f.Unread != nil && *f.Unread {
@@ -256,7 +256,7 @@ func (r *Repo) MarkRead(ctx context.Context, userID, id string) (notification.No
 		return notification.Notification{}, notification.ErrNotFound
 	}
 	if err != nil {
-		return notification.Notification{}, fmt.Errorf("mongo: mark read: %w", err)
+		return notification.Notification{}, withContext(ctx, fmt.Errorf("mongo: mark read: %w", err))
 	}
 	return fromDoc(d)
 }
@@ -267,9 +267,19 @@ func (r *Repo) MarkAllRead(ctx context.Context, userID string) error {
 		bson.D{{Key: "userId", Value: userID}, {Key: "read", Value: false}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "read", Value: true}}}})
 	if err != nil {
-		return fmt.Errorf("mongo: mark all read: %w", err)
+		return withContext(ctx, fmt.Errorf("mongo: mark all read: %w", err))
 	}
 	return nil
+}
+
+// withContext makes a failure caused by the caller's deadline or cancellation
+// recognisable with errors.Is(err, context.DeadlineExceeded) (or Canceled), however
+// the driver wrapped it, so the HTTP port can answer 503 rather than 500.
+func withContext(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	return err
 }
 
 func toDoc(eventID string, n notification.Notification) notifDoc {
