@@ -50,7 +50,6 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace (
-	github.com/bugtracker/bugtracker/eventbus => ../eventbus
-	github.com/bugtracker/bugtracker/platform => ../platform
-)
+replace github.com/bugtracker/bugtracker/platform => ../platform
+
+replace github.com/bugtracker/bugtracker/eventbus => ../eventbus

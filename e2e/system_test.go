@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for the test database
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -90,9 +89,11 @@ type system struct {
 	gateway string
 	// auth is auth's own base URL, for what the other services fetch from it
 	// directly (its JWK Set).
-	auth    string
+	auth string
 	// project is the project service's own base URL, for direct comparisons.
 	project string
+	// notif is notif's own base URL, for baselines beside the gateway.
+	notif   string
 	redis   *redis.Client
 	prefix  string
 	mailDir string
@@ -273,7 +274,7 @@ func startSystem(t testing.TB) *system {
 	waitReady(t, gw, "http://"+gwAddr+"/healthz")
 	return &system{
 		gateway: "http://" + gwAddr, auth: "http://" + authAddr, project: "http://" + projectAddr,
-		redis: rdb, prefix: prefix, mailDir: mailDir,
+		notif: "http://" + notifAddr, redis: rdb, prefix: prefix, mailDir: mailDir,
 		comment: comment, commentEnv: commentEnv, bin: bin, common: common,
 		serviceURLs: map[string]string{
 			"auth": "http://" + authAddr, "notif": "http://" + notifAddr,

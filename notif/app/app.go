@@ -1,5 +1,12 @@
 // Package app holds the notif service's use cases: applying events from the streams
 // (local user copies, notifications) and listing a user's notifications.
+//
+// Who is notified of a project, card or comment event is computed here from the
+// audience the event carries (the project's owner and members read in the
+// producer's transaction), with the rules of the notification domain; notif keeps
+// no membership copy. So a member added after an event never gets it, a kicked
+// member gets none of the later ones, and a deleted project's members all get
+// project_deleted, whatever order the streams deliver in.
 package app
 
 import (
@@ -59,6 +66,7 @@ type IDGenerator func() string
 type Application struct {
 	RecordUser    RecordUserHandler
 	Notify        NotifyHandler
+	NotifyProject NotifyAudienceHandler
 	Notifications ListNotificationsHandler
 	MarkRead      MarkReadHandler
 	MarkAllRead   MarkAllReadHandler
@@ -78,7 +86,25 @@ func (h RecordUserHandler) Handle(ctx context.Context, u UserCopy) error {
 	return h.users.Upsert(ctx, u)
 }
 
-// Notify asks for one notification per recipient.
+// MaxRecipients bounds the notifications one event may create. The project
+// service bounds a project's members, and so the audiences it publishes; this
+// second bound keeps a malformed or hostile event from making notif write
+// without limit.
+type MaxRecipients int
+
+// DefaultMaxRecipients is MaxRecipients when the configuration does not set it:
+// far above any member limit the project service enforces.
+const DefaultMaxRecipients MaxRecipients = 1000
+
+// Delivery reports what one event led to: the notifications handed to the
+// store (already stored ones of a redelivered event included) and the
+// recipients dropped because the event exceeded MaxRecipients.
+type Delivery struct {
+	Recipients int
+	Dropped    int
+}
+
+// Notify asks for one notification per recipient (newNotif: registration).
 type Notify struct {
 	EventID    string
 	Recipients []string
@@ -89,40 +115,114 @@ type Notify struct {
 	At         time.Time
 }
 
-// NotifyHandler applies newNotif events.
+// NotifyHandler applies newNotif events, whose producer chose the recipients
+// and wrote the message.
 type NotifyHandler struct {
 	store Notifications
 	newID IDGenerator
+	max   MaxRecipients
 }
 
 // NewNotifyHandler wires the use case.
-func NewNotifyHandler(store Notifications, newID IDGenerator) NotifyHandler {
-	return NotifyHandler{store: store, newID: newID}
+func NewNotifyHandler(store Notifications, newID IDGenerator, maxRecipients MaxRecipients) NotifyHandler {
+	return NotifyHandler{store: store, newID: newID, max: maxRecipients}
 }
 
-// Handle stores a notification for each distinct recipient, exactly once per event.
-func (h NotifyHandler) Handle(ctx context.Context, cmd Notify) error {
+// Handle stores a notification for each distinct recipient, exactly once per
+// event and recipient (the store's unique (event, recipient) key).
+func (h NotifyHandler) Handle(ctx context.Context, cmd Notify) (Delivery, error) {
 	typ, err := notification.ParseType(cmd.Type)
 	if err != nil {
-		return err
+		return Delivery{}, err
 	}
-	seen := map[string]bool{}
-	ns := make([]notification.Notification, 0, len(cmd.Recipients))
-	for _, r := range cmd.Recipients {
-		if seen[r] {
-			continue
-		}
-		seen[r] = true
-		n, err := notification.New(h.newID(), r, typ, cmd.Message, cmd.ActorID, cmd.Refs, cmd.At)
+	return deliver(ctx, h.store, h.max, cmd.EventID, dedupe(cmd.Recipients), func(r string) (notification.Notification, error) {
+		return notification.New(h.newID(), r, typ, cmd.Message, cmd.ActorID, cmd.Refs, cmd.At)
+	})
+}
+
+// NotifyAudience asks for the notifications of one project, card or comment
+// event: the domain's rules pick the recipients from the event's audience and
+// write the message from the names it carries.
+type NotifyAudience struct {
+	EventID  string
+	Type     notification.Type
+	ActorID  string
+	Audience notification.Audience
+	Subject  notification.Subject
+	Refs     notification.Refs
+	At       time.Time
+}
+
+// NotifyAudienceHandler applies project, card and comment events.
+type NotifyAudienceHandler struct {
+	store Notifications
+	newID IDGenerator
+	max   MaxRecipients
+}
+
+// NewNotifyAudienceHandler wires the use case.
+func NewNotifyAudienceHandler(store Notifications, newID IDGenerator, maxRecipients MaxRecipients) NotifyAudienceHandler {
+	return NotifyAudienceHandler{store: store, newID: newID, max: maxRecipients}
+}
+
+// Handle stores one notification per recipient of the event, exactly once per
+// event and recipient, so a redelivered event changes nothing.
+func (h NotifyAudienceHandler) Handle(ctx context.Context, cmd NotifyAudience) (Delivery, error) {
+	recipients, err := notification.Recipients(cmd.Type, cmd.Audience, cmd.ActorID)
+	if err != nil {
+		return Delivery{}, err
+	}
+	msg, err := notification.Message(cmd.Type, cmd.Subject)
+	if err != nil {
+		return Delivery{}, err
+	}
+	return deliver(ctx, h.store, h.max, cmd.EventID, recipients, func(r string) (notification.Notification, error) {
+		return notification.New(h.newID(), r, cmd.Type, msg, cmd.ActorID, cmd.Refs, cmd.At)
+	})
+}
+
+// deliver builds the notifications of distinct recipients, keeping the first
+// max of them, and stores them in one call.
+func deliver(ctx context.Context, store Notifications, maxRecipients MaxRecipients, eventID string,
+	recipients []string, build func(recipient string) (notification.Notification, error),
+) (Delivery, error) {
+	if eventID == "" {
+		return Delivery{}, fmt.Errorf("notify: empty event id")
+	}
+	var d Delivery
+	if limit := max(int(maxRecipients), 1); len(recipients) > limit {
+		d.Dropped = len(recipients) - limit
+		recipients = recipients[:limit]
+	}
+	ns := make([]notification.Notification, 0, len(recipients))
+	for _, r := range recipients {
+		n, err := build(r)
 		if err != nil {
-			return err
+			return Delivery{}, err
 		}
 		ns = append(ns, n)
 	}
 	if len(ns) == 0 {
-		return nil
+		return d, nil
 	}
-	return h.store.AddForEvent(ctx, cmd.EventID, ns)
+	if err := store.AddForEvent(ctx, eventID, ns); err != nil {
+		return Delivery{}, err
+	}
+	d.Recipients = len(ns)
+	return d, nil
+}
+
+// dedupe drops empty and repeated ids, keeping the first occurrence's place.
+func dedupe(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // ListNotifications asks for a page of the caller's notifications.

@@ -218,3 +218,122 @@ func TestAuthAndQueryErrors(t *testing.T) {
 		t.Fatalf("revoked token: %d", r.status)
 	}
 }
+
+// seen is one notification as the list shows it.
+type seen struct{ typ, message, actor, project, card, comment string }
+
+func (h *harness) listOf(t *testing.T, user string) []seen {
+	t.Helper()
+	r := h.call(t, "GET", "/api/v1/notifications?limit=100", h.token(t, user), "")
+	if r.status != 200 {
+		t.Fatalf("%s's list: %d %v", user, r.status, r.body)
+	}
+	var out []seen
+	for _, d := range r.body["data"].([]any) {
+		n := d.(map[string]any)
+		if n["userId"] != user {
+			t.Fatalf("%s sees %v", user, n)
+		}
+		str := func(k string) string { s, _ := n[k].(string); return s }
+		out = append(out, seen{str("type"), str("message"), str("actorId"), str("projectId"), str("cardId"), str("commentId")})
+	}
+	return out
+}
+
+// TestProjectCardCommentNotifications drives notif with the events the project and
+// comment services publish, out of order and each delivered twice, and checks every
+// user's list: who is told (the audience of each event, minus the actor for card and
+// comment events), the wording, the ids, and that a member added after an event or
+// kicked before it is not told.
+func TestProjectCardCommentNotifications(t *testing.T) {
+	h := start(t)
+	now := time.Now().UTC()
+	at := func(i int) time.Time { return now.Add(time.Duration(i) * time.Second) }
+	team := contracts.Audience{OwnerID: "owner", MemberIDs: []string{"m1", "m2"}}
+	afterKick := contracts.Audience{OwnerID: "owner", MemberIDs: []string{"m1"}}
+	atDeletion := contracts.Audience{OwnerID: "owner", MemberIDs: []string{"m1", "m3"}}
+
+	events := []struct {
+		e   eventbus.Event
+		agg string
+		at  time.Time
+	}{
+		{contracts.ProjectCreated{ProjectID: "p1", Title: "Web app", OwnerID: "owner", OwnerName: "Olga", CreatedAt: at(0), AggregateVersion: 1}, "p1", at(0)},
+		{contracts.MemberAdded{ProjectID: "p1", UserID: "m1", Role: "member", AddedBy: "owner", AddedAt: at(1), AggregateVersion: 1}, "p1/m1", at(1)},
+		{contracts.CardCreated{CardID: "c1", ProjectID: "p1", Title: "Login fails on Safari", Status: "todo", CreatorID: "m1", CreatedAt: at(2), AggregateVersion: 1, ProjectTitle: "Web app", ActorName: "Ann", Audience: team}, "c1", at(2)},
+		{contracts.CardUpdated{CardID: "c1", ProjectID: "p1", Title: "Login fails on Safari", Status: "todo", UpdatedBy: "m1", UpdatedAt: at(3), AggregateVersion: 2}, "c1", at(3)},
+		{contracts.CardStatusChanged{CardID: "c1", ProjectID: "p1", Title: "Login fails on Safari", From: "todo", To: "done", ChangedBy: "m1", ChangedAt: at(4), AggregateVersion: 3, ProjectTitle: "Web app", ActorName: "Ann", Audience: team}, "c1", at(4)},
+		{contracts.CommentCreated{CommentID: "k1", CardID: "c1", ProjectID: "p1", AuthorID: "owner", Body: "Thanks!", CreatedAt: at(5), AggregateVersion: 1, CardTitle: "Login fails on Safari", ProjectTitle: "Web app", ActorName: "Olga", Audience: team}, "k1", at(5)},
+		// m2 was kicked (memberRemoved) before this card: its audience lacks m2.
+		{contracts.MemberRemoved{ProjectID: "p1", UserID: "m2", RemovedBy: "owner", RemovedAt: at(6), AggregateVersion: 2}, "p1/m2", at(6)},
+		{contracts.CardCreated{CardID: "c2", ProjectID: "p1", Title: "Dark mode", Status: "todo", CreatorID: "owner", CreatedAt: at(7), AggregateVersion: 1, ProjectTitle: "Web app", ActorName: "Olga", Audience: afterKick}, "c2", at(7)},
+		// A status "change" to the same status tells nobody.
+		{contracts.CardStatusChanged{CardID: "c2", ProjectID: "p1", Title: "Dark mode", From: "todo", To: "todo", ChangedBy: "owner", ChangedAt: at(8), AggregateVersion: 2, ProjectTitle: "Web app", ActorName: "Olga", Audience: afterKick}, "c2", at(8)},
+		// m3 joined after everything above, and only sees the deletion.
+		{contracts.ProjectDeleted{ProjectID: "p1", Title: "Web app", OwnerID: "owner", DeletedBy: "owner", ActorName: "Olga", Audience: atDeletion, DeletedAt: at(9), AggregateVersion: 5}, "p1", at(9)},
+	}
+	envs := make([]eventbus.Envelope, len(events))
+	for i, ev := range events {
+		env, err := contracts.New(ev.e, ev.agg, ev.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs[i] = env
+	}
+	// Newest first, then everything again: order and redelivery must not matter.
+	for i := len(envs) - 1; i >= 0; i-- {
+		if _, err := h.bus.Publish(context.Background(), envs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, env := range envs {
+		if _, err := h.bus.Publish(context.Background(), env); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	want := map[string][]seen{
+		"owner": {
+			{"project_deleted", "Olga deleted the project 'Web app'", "owner", "p1", "", ""},
+			{"card_status_changed", "Ann moved 'Login fails on Safari' to done in 'Web app'", "m1", "p1", "c1", ""},
+			{"card_created", "Ann created 'Login fails on Safari' in 'Web app'", "m1", "p1", "c1", ""},
+			{"project_created", "Olga created the project 'Web app'", "owner", "p1", "", ""},
+		},
+		"m1": {
+			{"project_deleted", "Olga deleted the project 'Web app'", "owner", "p1", "", ""},
+			{"card_created", "Olga created 'Dark mode' in 'Web app'", "owner", "p1", "c2", ""},
+			{"comment_created", `Olga commented on 'Login fails on Safari' in 'Web app': "Thanks!"`, "owner", "p1", "c1", "k1"},
+		},
+		"m2": {
+			{"comment_created", `Olga commented on 'Login fails on Safari' in 'Web app': "Thanks!"`, "owner", "p1", "c1", "k1"},
+			{"card_status_changed", "Ann moved 'Login fails on Safari' to done in 'Web app'", "m1", "p1", "c1", ""},
+			{"card_created", "Ann created 'Login fails on Safari' in 'Web app'", "m1", "p1", "c1", ""},
+		},
+		"m3": {
+			{"project_deleted", "Olga deleted the project 'Web app'", "owner", "p1", "", ""},
+		},
+	}
+	total := 0
+	for _, w := range want {
+		total += len(w)
+	}
+	// Wait until every expected notification is there, then a little longer, so
+	// that a duplicate from the second deliveries would be seen.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := 0
+		for u := range want {
+			n += len(h.listOf(t, u))
+		}
+		if n >= total || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // let a wrongly duplicated delivery land, if any
+	for u, w := range want {
+		if got := h.listOf(t, u); fmt.Sprint(got) != fmt.Sprint(w) {
+			t.Errorf("%s's list:\n got  %v\n want %v", u, got, w)
+		}
+	}
+}

@@ -26,6 +26,13 @@ type Config struct {
 	ClaimMinIdle time.Duration `env:"EVENTBUS_CLAIM_MIN_IDLE" envDefault:"30s"`
 	// MaxDeliveries is how often a failing event is retried before dead-lettering.
 	MaxDeliveries int64 `env:"EVENTBUS_MAX_DELIVERIES" envDefault:"5"`
+	// MaxRecipients bounds the notifications one event creates; an audience above it
+	// is cut (with a warning and the notif_recipients_dropped_total metric). Zero
+	// means app.DefaultMaxRecipients.
+	MaxRecipients int `env:"NOTIF_MAX_RECIPIENTS" envDefault:"1000"`
+	// QueryTimeout bounds the time one HTTP request may spend in MongoDB; past it
+	// the answer is 503 with Retry-After. Zero means 5s.
+	QueryTimeout time.Duration `env:"NOTIF_QUERY_TIMEOUT" envDefault:"5s"`
 }
 
 // Validate checks the settings after parsing.
@@ -41,6 +48,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDeliveries < 1 {
 		return errors.New("EVENTBUS_MAX_DELIVERIES: must be at least 1")
+	}
+	if c.QueryTimeout < 10*time.Millisecond {
+		return errors.New("NOTIF_QUERY_TIMEOUT: must be at least 10ms")
+	}
+	if c.MaxRecipients < 1 || c.MaxRecipients > 100000 {
+		return errors.New("NOTIF_MAX_RECIPIENTS: must be between 1 and 100000")
 	}
 	return nil
 }

@@ -36,8 +36,8 @@ func (s *Service) Components() map[string]runner.Component {
 
 // appSet builds the use cases and inbound ports; every injector shares it.
 var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
-	provideIDs,
-	app.NewRecordUserHandler, app.NewNotifyHandler, app.NewListNotificationsHandler,
+	provideIDs, provideMaxRecipients, provideQueryTimeout,
+	app.NewRecordUserHandler, app.NewNotifyHandler, app.NewNotifyAudienceHandler, app.NewListNotificationsHandler,
 	app.NewMarkReadHandler, app.NewMarkAllReadHandler,
 	wire.Struct(new(app.Application), "*"),
 	notifhttp.NewHandlers, stream.NewHandler, provideHTTP, provideConsumer,
@@ -62,6 +62,17 @@ var memorySet = wire.NewSet( //nolint:unused // used by the wireinject injectors
 )
 
 func provideIDs() app.IDGenerator { return func() string { return uuid.Must(uuid.NewV7()).String() } }
+
+func provideMaxRecipients(cfg Config) app.MaxRecipients {
+	if cfg.MaxRecipients <= 0 {
+		return app.DefaultMaxRecipients
+	}
+	return app.MaxRecipients(cfg.MaxRecipients)
+}
+
+func provideQueryTimeout(cfg Config) notifhttp.QueryTimeout {
+	return notifhttp.QueryTimeout(cfg.QueryTimeout)
+}
 
 func provideHTTP(cfg Config, log *slog.Logger, h *notifhttp.Handlers, checks map[string]httpserver.Check) *runner.HTTP {
 	app := httpserver.New(httpserver.Config{Service: "notif", Logger: log, Checks: checks, MapError: notifhttp.MapError})

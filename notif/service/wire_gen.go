@@ -33,13 +33,16 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 	}
 	recordUserHandler := app.NewRecordUserHandler(repo)
 	idGenerator := provideIDs()
-	notifyHandler := app.NewNotifyHandler(repo, idGenerator)
+	maxRecipients := provideMaxRecipients(cfg)
+	notifyHandler := app.NewNotifyHandler(repo, idGenerator, maxRecipients)
+	notifyAudienceHandler := app.NewNotifyAudienceHandler(repo, idGenerator, maxRecipients)
 	listNotificationsHandler := app.NewListNotificationsHandler(repo)
 	markReadHandler := app.NewMarkReadHandler(repo)
 	markAllReadHandler := app.NewMarkAllReadHandler(repo)
 	application := app.Application{
 		RecordUser:    recordUserHandler,
 		Notify:        notifyHandler,
+		NotifyProject: notifyAudienceHandler,
 		Notifications: listNotificationsHandler,
 		MarkRead:      markReadHandler,
 		MarkAllRead:   markAllReadHandler,
@@ -57,7 +60,8 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 		cleanup()
 		return nil, nil, err
 	}
-	handlers := http.NewHandlers(application, verifier)
+	queryTimeout := provideQueryTimeout(cfg)
+	handlers := http.NewHandlers(application, verifier, queryTimeout)
 	v := provideChecks(database, universalClient)
 	runnerHTTP := provideHTTP(cfg, log, handlers, v)
 	subscriber, err := provideSubscriber(universalClient, cfg, log)
@@ -82,13 +86,16 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, bus *memory.Bus, revocations *authn.MemoryRevocations) (*Service, error) {
 	recordUserHandler := app.NewRecordUserHandler(store)
 	idGenerator := provideIDs()
-	notifyHandler := app.NewNotifyHandler(store, idGenerator)
+	maxRecipients := provideMaxRecipients(cfg)
+	notifyHandler := app.NewNotifyHandler(store, idGenerator, maxRecipients)
+	notifyAudienceHandler := app.NewNotifyAudienceHandler(store, idGenerator, maxRecipients)
 	listNotificationsHandler := app.NewListNotificationsHandler(store)
 	markReadHandler := app.NewMarkReadHandler(store)
 	markAllReadHandler := app.NewMarkAllReadHandler(store)
 	application := app.Application{
 		RecordUser:    recordUserHandler,
 		Notify:        notifyHandler,
+		NotifyProject: notifyAudienceHandler,
 		Notifications: listNotificationsHandler,
 		MarkRead:      markReadHandler,
 		MarkAllRead:   markAllReadHandler,
@@ -98,7 +105,8 @@ func BuildForComponentTest(cfg Config, log *slog.Logger, store *memrepo.Store, b
 	if err != nil {
 		return nil, err
 	}
-	handlers := http.NewHandlers(application, verifier)
+	queryTimeout := provideQueryTimeout(cfg)
+	handlers := http.NewHandlers(application, verifier, queryTimeout)
 	v := provideNoChecks()
 	runnerHTTP := provideHTTP(cfg, log, handlers, v)
 	subscriber, err := provideMemorySubscriber(bus, log)

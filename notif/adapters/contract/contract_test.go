@@ -164,6 +164,60 @@ func TestNotificationsContract(t *testing.T) {
 				}
 			})
 
+			t.Run("redelivery with a new recipient adds only that one", func(t *testing.T) {
+				if err := s.AddForEvent(ctx, "ev-dave", []notification.Notification{mk(t, "d1", "dave", 1)}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.MarkRead(ctx, "dave", "d1"); err != nil {
+					t.Fatal(err)
+				}
+				// The same event again, with fresh ids and one more recipient: dave's
+				// stored notification keeps its id and read flag, erin's is added.
+				again := []notification.Notification{mk(t, "d2", "dave", 1), mk(t, "e1", "erin", 1), mk(t, "d3", "dave", 1)}
+				if err := s.AddForEvent(ctx, "ev-dave", again); err != nil {
+					t.Fatalf("a partly stored event must not fail: %v", err)
+				}
+				dave, total, unread, _ := s.List(ctx, app.Filter{UserID: "dave"}, 0, 20)
+				if total != 1 || unread != 0 || dave[0].ID() != "d1" || !dave[0].Read() {
+					t.Fatalf("dave: total %d unread %d %v", total, unread, ids(dave))
+				}
+				erin, total, _, _ := s.List(ctx, app.Filter{UserID: "erin"}, 0, 20)
+				if total != 1 || erin[0].ID() != "e1" {
+					t.Fatalf("erin: %v", ids(erin))
+				}
+			})
+
+			t.Run("one event for many recipients", func(t *testing.T) {
+				const n = 300
+				batch := make([]notification.Notification, n)
+				for i := range batch {
+					batch[i] = mk(t, fmt.Sprintf("fan-%03d", i), fmt.Sprintf("fan-user-%03d", i), 9)
+				}
+				for range 2 {
+					if err := s.AddForEvent(ctx, "ev-fan", batch); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, i := range []int{0, 150, n - 1} {
+					u := fmt.Sprintf("fan-user-%03d", i)
+					got, total, _, err := s.List(ctx, app.Filter{UserID: u}, 0, 20)
+					if err != nil || total != 1 || got[0].ID() != fmt.Sprintf("fan-%03d", i) {
+						t.Fatalf("%s: %v %v", u, ids(got), err)
+					}
+				}
+			})
+
+			t.Run("a page beyond the end is empty, counts still right", func(t *testing.T) {
+				got, total, unread, err := s.List(ctx, app.Filter{UserID: "alice"}, 100, 20)
+				if err != nil || len(got) != 0 || total != 6 || unread != 0 {
+					t.Fatalf("%v %d %d %v", ids(got), total, unread, err)
+				}
+				got, total, _, _ = s.List(ctx, app.Filter{UserID: "nobody"}, 0, 20)
+				if len(got) != 0 || total != 0 {
+					t.Fatalf("a user without notifications: %v", ids(got))
+				}
+			})
+
 			t.Run("user copies upsert", func(t *testing.T) {
 				u := app.UserCopy{ID: "u1", Name: "Ann", Email: "ann@example.com", RegisteredAt: base, Version: 1}
 				for range 2 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Type is the kind of a notification; only the values below exist.
@@ -62,7 +63,8 @@ type Notification struct {
 	createdAt time.Time
 }
 
-// MaxMessageLen bounds the stored message.
+// MaxMessageLen bounds the stored message, in characters (runes): the longest
+// message Message writes is about 620.
 const MaxMessageLen = 1000
 
 // New validates and builds an unread notification.
@@ -77,8 +79,8 @@ func New(id, userID string, typ Type, message, actorID string, refs Refs, create
 	if typ.IsZero() {
 		problems = append(problems, "type is not set")
 	}
-	if strings.TrimSpace(message) == "" || len(message) > MaxMessageLen {
-		problems = append(problems, "message must be 1 to 1000 bytes")
+	if strings.TrimSpace(message) == "" || utf8.RuneCountInString(message) > MaxMessageLen {
+		problems = append(problems, "message must be 1 to 1000 characters")
 	}
 	if len(problems) > 0 {
 		return Notification{}, fmt.Errorf("notification: %s", strings.Join(problems, "; "))

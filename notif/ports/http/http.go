@@ -2,6 +2,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -47,15 +48,33 @@ type markRequest struct {
 	Read *bool `json:"read"`
 }
 
+// QueryTimeout bounds the time one request may spend in the store. Past it the
+// request ends with 503 and Retry-After instead of waiting on: a client (or the
+// gateway) gives up on a slow answer anyway, and a request that keeps its queries
+// running after that only slows every later one down.
+type QueryTimeout time.Duration
+
+// DefaultQueryTimeout is QueryTimeout when the configuration does not set it.
+const DefaultQueryTimeout = QueryTimeout(5 * time.Second)
+
 // Handlers serves the notification routes; every one needs a valid access token.
 type Handlers struct {
 	app      app.Application
 	verifier *authn.Verifier
+	timeout  time.Duration
 }
 
 // NewHandlers returns the handlers.
-func NewHandlers(a app.Application, v *authn.Verifier) *Handlers {
-	return &Handlers{app: a, verifier: v}
+func NewHandlers(a app.Application, v *authn.Verifier, timeout QueryTimeout) *Handlers {
+	if timeout <= 0 {
+		timeout = DefaultQueryTimeout
+	}
+	return &Handlers{app: a, verifier: v, timeout: time.Duration(timeout)}
+}
+
+// ctx is the request's context with the query deadline.
+func (h *Handlers) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), h.timeout)
 }
 
 // Register mounts the routes.
@@ -88,7 +107,9 @@ func (h *Handlers) list(c *fiber.Ctx) error {
 	default:
 		return problem.BadRequest(`query parameter "unread" must be true or false`)
 	}
-	res, err := h.app.Notifications.Handle(c.UserContext(), app.ListNotifications{
+	ctx, cancel := h.ctx(c)
+	defer cancel()
+	res, err := h.app.Notifications.Handle(ctx, app.ListNotifications{
 		UserID: caller(c), Unread: unread, Skip: page.Skip(), Limit: page.Limit,
 	})
 	if err != nil {
@@ -111,7 +132,9 @@ func (h *Handlers) markRead(c *fiber.Ctx) error {
 	if req.Read == nil || !*req.Read {
 		return problem.Validation(problem.FieldError{Field: "read", Message: "must be true"})
 	}
-	n, err := h.app.MarkRead.Handle(c.UserContext(), caller(c), c.Params("id"))
+	ctx, cancel := h.ctx(c)
+	defer cancel()
+	n, err := h.app.MarkRead.Handle(ctx, caller(c), c.Params("id"))
 	if err != nil {
 		return err
 	}
@@ -119,16 +142,24 @@ func (h *Handlers) markRead(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) readAll(c *fiber.Ctx) error {
-	if err := h.app.MarkAllRead.Handle(c.UserContext(), caller(c)); err != nil {
+	ctx, cancel := h.ctx(c)
+	defer cancel()
+	if err := h.app.MarkAllRead.Handle(ctx, caller(c)); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
-// MapError turns notif domain errors into problem details.
+// MapError turns notif domain errors into problem details, and a store that did
+// not answer within the query deadline into 503 with Retry-After.
 func MapError(err error) *problem.Problem {
-	if errors.Is(err, notification.ErrNotFound) {
+	switch {
+	case errors.Is(err, notification.ErrNotFound):
 		return problem.NotFound("notification not found")
+	case errors.Is(err, context.DeadlineExceeded):
+		p := problem.Unavailable("notifications are slow to answer; try again shortly")
+		p.RetryAfter = 1
+		return p
 	}
 	return nil
 }
