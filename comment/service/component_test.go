@@ -18,11 +18,9 @@ import (
 	"github.com/bugtracker/bugtracker/eventbus/contracts"
 	"github.com/bugtracker/bugtracker/eventbus/memory"
 	"github.com/bugtracker/bugtracker/platform/authn"
-	"github.com/bugtracker/bugtracker/platform/config"
 	"github.com/bugtracker/bugtracker/platform/servicetest"
 )
 
-const secret = "component-test-secret-0123456789abcdef"
 
 type harness struct {
 	base   string
@@ -34,8 +32,9 @@ type harness struct {
 
 func start(t *testing.T) *harness {
 	t.Helper()
+	tokens := servicetest.NewTokens(t)
 	cfg := service.Config{
-		Common:       config.Common{JWTSecret: secret, JWTIssuer: "bugtracker-auth", JWTAudience: "bugtracker"},
+		Common:       tokens.Common,
 		CursorSecret: "component-test-cursor-secret-0123456789",
 	}
 	h := &harness{bus: memory.New(), store: memrepo.New(), revs: authn.NewMemoryRevocations()}
@@ -44,10 +43,7 @@ func start(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h.base = servicetest.Start(t, svc.HTTP, svc.Components())
-	h.signer, err = authn.NewSigner(authn.Keys{Secret: secret, Issuer: "bugtracker-auth", Audience: "bugtracker"}, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.signer = tokens.Signer
 	return h
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/bugtracker/bugtracker/eventbus/contracts"
 	"github.com/bugtracker/bugtracker/eventbus/memory"
 	"github.com/bugtracker/bugtracker/platform/authn"
-	"github.com/bugtracker/bugtracker/platform/config"
 	"github.com/bugtracker/bugtracker/platform/servicetest"
 	"github.com/bugtracker/bugtracker/project/adapters/memrepo"
 	"github.com/bugtracker/bugtracker/project/app"
@@ -22,7 +21,6 @@ import (
 )
 
 const (
-	secret       = "component-test-secret-0123456789abcdef"
 	cursorSecret = "component-test-cursor-0123456789abcdef"
 )
 
@@ -36,8 +34,9 @@ type harness struct {
 
 func start(t *testing.T, maxMembers int) *harness {
 	t.Helper()
+	tokens := servicetest.NewTokens(t)
 	cfg := service.Config{
-		Common:       config.Common{JWTSecret: secret, JWTIssuer: "bugtracker-auth", JWTAudience: "bugtracker"},
+		Common:       tokens.Common,
 		CursorSecret: cursorSecret, MaxMembers: maxMembers,
 	}
 	h := &harness{bus: memory.New(), store: memrepo.New(), revs: authn.NewMemoryRevocations()}
@@ -46,7 +45,7 @@ func start(t *testing.T, maxMembers int) *harness {
 		t.Fatal(err)
 	}
 	h.base = servicetest.Start(t, svc.HTTP, svc.Components())
-	h.signer, _ = authn.NewSigner(authn.Keys{Secret: secret, Issuer: "bugtracker-auth", Audience: "bugtracker"}, time.Minute)
+	h.signer = tokens.Signer
 	for _, u := range []string{"ann", "bob", "cid", "dan", "eve"} {
 		h.store.PutUser(app.UserCopy{ID: u, Name: strings.ToUpper(u[:1]) + u[1:], Email: u + "@example.com", Version: 1})
 	}

@@ -26,13 +26,12 @@ func (stuckStore) List(ctx context.Context, _ app.Filter, _, _ int) ([]notificat
 // list answer 503 problem+json with Retry-After after the deadline, instead of
 // holding the request (and its queries) for as long as the store takes.
 func TestSlowStoreAnswers503(t *testing.T) {
-	keys := authn.Keys{Secret: "ports-test-secret-0123456789abcdefgh", Issuer: "bugtracker-auth", Audience: "bugtracker"}
-	v, err := authn.NewVerifier(keys, authn.NewMemoryRevocations())
+	keys := servicetest.NewTokens(t)
+	v, err := authn.NewVerifier(keys.Parties, keys.Keys, authn.NewMemoryRevocations())
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, _ := authn.NewSigner(keys, time.Minute)
-	tok, _, _ := signer.Issue("u1", "s1", time.Now())
+	tok := keys.Token(t, "u1")
 	a := app.Application{Notifications: app.NewListNotificationsHandler(stuckStore{})}
 	srv := httpserver.New(httpserver.Config{Service: "notif", Logger: servicetest.Discard(), MapError: MapError})
 	NewHandlers(a, v, QueryTimeout(100*time.Millisecond)).Register(srv)
