@@ -16,7 +16,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +38,21 @@ import (
 
 	"github.com/valyala/fasthttp"
 )
+
+// writeSigningKey writes a fresh Ed25519 private key (PKCS #8 PEM, what
+// `openssl genpkey -algorithm ed25519` makes) for the auth the benchmark starts.
+func writeSigningKey(dir string) (string, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return "", err
+	}
+	file := filepath.Join(dir, "jwt-ed25519.pem")
+	return file, os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+}
 
 func main() {
 	if len(os.Args) > 1 {
@@ -155,9 +174,13 @@ func run() error {
 		return err
 	}
 	prefix := dbName + ":"
+	keyFile, err := writeSigningKey(tmp)
+	if err != nil {
+		return err
+	}
 	if _, err := start([]string{
 		"AUTH_HTTP_ADDR=" + authAddr, "AUTH_DATABASE_URL=" + dbURL, "AUTH_MAIL_DIR=" + filepath.Join(tmp, "mail"),
-		"REDIS_URL=" + *redisURL, "REDIS_PREFIX=" + prefix, "JWT_SECRET=gatewaybench-" + dbName + "-0123456789abcdef",
+		"REDIS_URL=" + *redisURL, "REDIS_PREFIX=" + prefix, "AUTH_JWT_PRIVATE_KEY_FILE=" + keyFile,
 		"LOG_LEVEL=info",
 	}, filepath.Join(*bin, "auth")); err != nil {
 		return err
