@@ -583,3 +583,39 @@ func TestKickRacesCardCreation(t *testing.T) {
 		}
 	})
 }
+
+// TestWriteIsAtomic: a transaction that fails after writing state and events leaves
+// neither behind, so no event ever describes a change that did not happen (and the
+// reverse, since both commit together).
+func TestWriteIsAtomic(t *testing.T) {
+	forEach(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		p, err := project.NewProject("0190a000-0000-7000-8000-00000000aaaa", "T", "", "ann", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := contracts.New(contracts.ProjectCreated{ProjectID: p.ID(), Title: "T", OwnerID: "ann", AggregateVersion: 1}, p.ID(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		boom := errors.New("boom")
+		err = b.store.Write(ctx, func(ctx context.Context, tx app.Tx) error {
+			if err := tx.InsertProject(ctx, p); err != nil {
+				return err
+			}
+			if err := tx.Publish(ctx, env); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("write: %v", err)
+		}
+		if _, _, err := b.store.Access(ctx, p.ID(), "ann"); !errors.Is(err, project.ErrProjectNotFound) {
+			t.Fatalf("a failed write left its project: %v", err)
+		}
+		if n := b.events(t); n != 0 {
+			t.Fatalf("a failed write left %d events", n)
+		}
+	})
+}
