@@ -31,6 +31,7 @@ type Service struct {
 	HTTP     *runner.HTTP
 	Consumer eventbus.Consumer
 	Relay    *outbox.Relay
+	Pruner   *bunrepo.Pruner
 }
 
 // Components lists what main runs.
@@ -38,6 +39,9 @@ func (s *Service) Components() map[string]runner.Component {
 	c := map[string]runner.Component{"http": s.HTTP, "consumer": s.Consumer}
 	if s.Relay != nil {
 		c["outbox-relay"] = s.Relay
+	}
+	if s.Pruner != nil {
+		c["inbox-pruner"] = s.Pruner
 	}
 	return c
 }
@@ -61,7 +65,7 @@ var appSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in
 // outbox to Redis Streams and in through a consumer group, revocations in Redis.
 var infraSet = wire.NewSet( //nolint:unused // used by the wireinject injectors in wire.go
 	provideDB, wiring.ProvideRedis, wiring.ProvideRevocations, providePublisher, provideRelay, provideRepo,
-	provideSubscriber, provideChecks,
+	provideSubscriber, provideChecks, providePruner,
 	wire.Bind(new(app.Store), new(*bunrepo.Repo)),
 	wire.Bind(new(eventbus.Publisher), new(*redisstream.Publisher)),
 	wire.Bind(new(eventbus.Subscriber), new(*redisstream.Subscriber)),
@@ -119,6 +123,10 @@ func provideRelay(db *bun.DB, pub eventbus.Publisher, log *slog.Logger) (*outbox
 }
 
 func provideRepo(db *bun.DB, relay *outbox.Relay) *bunrepo.Repo { return bunrepo.New(db, relay.Notify) }
+
+func providePruner(repo *bunrepo.Repo, log *slog.Logger) *bunrepo.Pruner {
+	return bunrepo.NewPruner(repo, time.Hour, log)
+}
 
 func provideSubscriber(client redis.UniversalClient, cfg Config, log *slog.Logger) (*redisstream.Subscriber, error) {
 	return redisstream.NewSubscriber(client, redisstream.SubscriberConfig{

@@ -111,10 +111,12 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*Service, func(),
 	}
 	handler := stream.NewHandler(application, log)
 	consumer := provideConsumer(subscriber, handler)
+	pruner := providePruner(repo, log)
 	service := &Service{
 		HTTP:     runnerHTTP,
 		Consumer: consumer,
 		Relay:    relay,
+		Pruner:   pruner,
 	}
 	return service, func() {
 		cleanup2()

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -575,4 +576,39 @@ func (t *tx) Publish(ctx context.Context, envs ...eventbus.Envelope) error {
 	}
 	t.published = true
 	return outbox.Add(ctx, t.tx, envs...)
+}
+
+// InboxRetention is how long consumed event ids are remembered: longer than the
+// outbox retention of every producer (72h) plus the longest redelivery delay, so a
+// republished event still finds its record (see package inbox).
+const InboxRetention = 7 * 24 * time.Hour
+
+// Pruner deletes inbox records older than InboxRetention every interval, so the
+// processed_events table stays bounded however many events arrive.
+type Pruner struct {
+	repo     *Repo
+	interval time.Duration
+	log      *slog.Logger
+}
+
+// NewPruner returns the pruner of repo's inbox; log receives failures, which are
+// retried at the next interval.
+func NewPruner(repo *Repo, interval time.Duration, log *slog.Logger) *Pruner {
+	return &Pruner{repo: repo, interval: interval, log: log}
+}
+
+// Run prunes at start and then every interval until ctx ends.
+func (p *Pruner) Run(ctx context.Context) error {
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		if err := p.repo.inbox.Prune(ctx, InboxRetention); err != nil && ctx.Err() == nil {
+			p.log.WarnContext(ctx, "inbox prune failed", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

@@ -4,6 +4,7 @@ package contract
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/bugtracker/bugtracker/eventbus"
+	"github.com/bugtracker/bugtracker/eventbus/contracts"
 	"github.com/bugtracker/bugtracker/platform/database"
 	"github.com/bugtracker/bugtracker/platform/database/dbtest"
 	"github.com/bugtracker/bugtracker/project/adapters/bunrepo"
@@ -29,6 +32,8 @@ type backend struct {
 	store   app.Store
 	replica func() app.Store
 	events  func(t *testing.T) int
+	// envelopes returns the events stored so far, in order.
+	envelopes func(t *testing.T) []eventbus.Envelope
 }
 
 func backends() map[string]func(t *testing.T) backend {
@@ -55,13 +60,29 @@ func backends() map[string]func(t *testing.T) backend {
 					return bunrepo.New(other, nil)
 				},
 				events: func(t *testing.T) int { return countRows(t, db, "outbox") },
+				envelopes: func(t *testing.T) []eventbus.Envelope {
+					var raw []string
+					if err := db.NewSelect().TableExpr("outbox").Column("envelope").OrderExpr("seq").Scan(context.Background(), &raw); err != nil {
+						t.Fatal(err)
+					}
+					envs := make([]eventbus.Envelope, len(raw))
+					for i, r := range raw {
+						if err := json.Unmarshal([]byte(r), &envs[i]); err != nil {
+							t.Fatal(err)
+						}
+					}
+					return envs
+				},
 			}
 		}
 	}
 	return map[string]func(t *testing.T) backend{
 		"memory": func(*testing.T) backend {
 			s := memrepo.New()
-			return backend{store: s, replica: func() app.Store { return s }, events: func(*testing.T) int { return len(s.Events()) }}
+			return backend{
+				store: s, replica: func() app.Store { return s }, events: func(*testing.T) int { return len(s.Events()) },
+				envelopes: func(*testing.T) []eventbus.Envelope { return s.Events() },
+			}
 		},
 		"sqlite":  sqlBackend(database.SQLite),
 		"mariadb": sqlBackend(database.MySQL),
@@ -228,6 +249,31 @@ func TestProjectsAndMembersContract(t *testing.T) {
 		}
 		if _, total, _ := b.store.ListProjects(ctx, "bob", "", 0, 10); total != 1 {
 			t.Fatalf("bob lists the project he was kicked from: %d", total)
+		}
+		// Re-added after the kick: the membership continues (version 3) and lists again.
+		if _, err := f.app.AddMember.Handle(ctx, app.AddMember{CallerID: "ann", ProjectID: p.ID(), UserID: "bob"}); err != nil {
+			t.Fatalf("re-add: %v", err)
+		}
+		if _, a, _ := b.store.Access(ctx, p.ID(), "bob"); a != project.MemberAccess {
+			t.Fatalf("bob after the re-add: %v", a)
+		}
+		if err := f.app.RemoveMember.Handle(ctx, "ann", p.ID(), "bob"); err != nil {
+			t.Fatal(err)
+		}
+		var versions []int64
+		for _, env := range b.envelopes(t) {
+			if env.AggregateID != contracts.MembershipID(p.ID(), "bob") {
+				continue
+			}
+			ev, err := contracts.Decode(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, v := ev.(contracts.Aggregated).AggregateRef()
+			versions = append(versions, v)
+		}
+		if fmt.Sprint(versions) != "[1 2 3 4]" {
+			t.Fatalf("membership versions of add, kick, re-add, kick: %v", versions)
 		}
 
 		title := "Renamed"
@@ -534,6 +580,42 @@ func TestKickRacesCardCreation(t *testing.T) {
 		cards, _ := b.store.ListCards(ctx, app.CardFilter{ProjectID: p.ID()}, 100)
 		if len(cards) != n {
 			t.Fatalf("%d cards stored, %d reported created", len(cards), n)
+		}
+	})
+}
+
+// TestWriteIsAtomic: a transaction that fails after writing state and events leaves
+// neither behind, so no event ever describes a change that did not happen (and the
+// reverse, since both commit together).
+func TestWriteIsAtomic(t *testing.T) {
+	forEach(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		p, err := project.NewProject("0190a000-0000-7000-8000-00000000aaaa", "T", "", "ann", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := contracts.New(contracts.ProjectCreated{ProjectID: p.ID(), Title: "T", OwnerID: "ann", AggregateVersion: 1}, p.ID(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		boom := errors.New("boom")
+		err = b.store.Write(ctx, func(ctx context.Context, tx app.Tx) error {
+			if err := tx.InsertProject(ctx, p); err != nil {
+				return err
+			}
+			if err := tx.Publish(ctx, env); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("write: %v", err)
+		}
+		if _, _, err := b.store.Access(ctx, p.ID(), "ann"); !errors.Is(err, project.ErrProjectNotFound) {
+			t.Fatalf("a failed write left its project: %v", err)
+		}
+		if n := b.events(t); n != 0 {
+			t.Fatalf("a failed write left %d events", n)
 		}
 	})
 }

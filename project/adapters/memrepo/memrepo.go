@@ -31,8 +31,7 @@ type state struct {
 	members   map[string]map[string]membership // project id -> user id
 	cards     map[string]project.Card
 	users     map[string]app.UserCopy
-	comments  map[string]bool // comment id -> live
-	commentOf map[string]string
+	comments  map[string]bool // comment id -> live (false: tombstone)
 	processed map[string]bool
 	events    []eventbus.Envelope
 }
@@ -41,7 +40,7 @@ func (s *state) clone() *state {
 	c := &state{
 		projects: maps.Clone(s.projects), members: make(map[string]map[string]membership, len(s.members)),
 		cards: maps.Clone(s.cards), users: maps.Clone(s.users), comments: maps.Clone(s.comments),
-		commentOf: maps.Clone(s.commentOf), processed: maps.Clone(s.processed), events: slices.Clone(s.events),
+		processed: maps.Clone(s.processed), events: slices.Clone(s.events),
 	}
 	for k, v := range s.members {
 		c.members[k] = maps.Clone(v)
@@ -60,7 +59,7 @@ func New() *Store {
 	return &Store{s: &state{
 		projects: map[string]project.Project{}, members: map[string]map[string]membership{},
 		cards: map[string]project.Card{}, users: map[string]app.UserCopy{}, comments: map[string]bool{},
-		commentOf: map[string]string{}, processed: map[string]bool{},
+		processed: map[string]bool{},
 	}}
 }
 
@@ -229,7 +228,6 @@ func (st *Store) ApplyComment(_ context.Context, eventID, commentID, cardID stri
 	switch {
 	case !seen:
 		st.s.comments[commentID] = live
-		st.s.commentOf[commentID] = cardID
 		if live {
 			delta = 1
 		}
