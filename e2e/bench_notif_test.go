@@ -99,8 +99,8 @@ func TestLoadListNotifications(t *testing.T) {
 		}
 	}
 	d, g := results["direct"], results["gateway"]
-	t.Logf("direct : %7.0f req/s  p50 %v  p99 %v  (%d requests, %d errors)", d.rate(), d.pct(50), d.pct(99), len(d.lat), d.errors)
-	t.Logf("gateway: %7.0f req/s  p50 %v  p99 %v  (%d requests, %d errors)", g.rate(), g.pct(50), g.pct(99), len(g.lat), g.errors)
+	t.Logf("direct : %7.1f req/s  p50 %v  p99 %v  (%d requests, %d errors)", d.rate(), d.pct(50), d.pct(99), len(d.lat), d.errors)
+	t.Logf("gateway: %7.1f req/s  p50 %v  p99 %v  (%d requests, %d errors)", g.rate(), g.pct(50), g.pct(99), len(g.lat), g.errors)
 	t.Logf("gateway/direct: throughput %.2fx, p99 %.2fx", g.rate()/d.rate(), float64(g.pct(99))/float64(d.pct(99)))
 	if d.errors+g.errors > 0 {
 		t.Fatalf("%d failed requests", d.errors+g.errors)
