@@ -5,14 +5,12 @@ go 1.26.0
 require (
 	github.com/bugtracker/bugtracker/eventbus v0.0.0-00010101000000-000000000000
 	github.com/bugtracker/bugtracker/platform v0.0.0-00010101000000-000000000000
-	github.com/go-sql-driver/mysql v1.10.1
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/redis/go-redis/v9 v9.23.0
 	go.mongodb.org/mongo-driver v1.17.10
 )
 
 require (
-	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/golang/snappy v0.0.4 // indirect

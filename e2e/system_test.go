@@ -168,9 +168,7 @@ func waitReady(t *testing.T, p *process, url string) {
 	t.Fatalf("%s never became ready", url)
 }
 
-// startSystem runs auth, notif and the gateway, plus the extra services given
-// (see extraService), each on its own database, Redis prefix and ports.
-func startSystem(t *testing.T, extra ...extraService) *system {
+func startSystem(t *testing.T) *system {
 	t.Helper()
 	pgURL := testenv.Require(t, "POSTGRES_URL")
 	redisURL := testenv.Require(t, "REDIS_URL")
@@ -223,12 +221,8 @@ func startSystem(t *testing.T, extra ...extraService) *system {
 	}
 	auth := startProcess(t, bin, "auth", append(common, "AUTH_HTTP_ADDR="+authAddr, "AUTH_DATABASE_URL="+authURL.String(), "AUTH_MAIL_DIR="+mailDir))
 	notif := startProcess(t, bin, "notif", append(common, "NOTIF_HTTP_ADDR="+notifAddr, "NOTIF_MONGO_URI="+mongoURI, "NOTIF_MONGO_DATABASE="+name))
-	var gwExtra []string
-	for _, svc := range extra {
-		gwExtra = append(gwExtra, svc.start(t, name, common)...)
-	}
-	gw := startProcess(t, bin, "gateway", append(append(common, "GATEWAY_ADDR="+gwAddr,
-		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr), gwExtra...))
+	gw := startProcess(t, bin, "gateway", append(common, "GATEWAY_ADDR="+gwAddr,
+		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr))
 	waitReady(t, auth, "http://"+authAddr+"/readyz")
 	waitReady(t, notif, "http://"+notifAddr+"/readyz")
 	waitReady(t, gw, "http://"+gwAddr+"/healthz")
