@@ -75,7 +75,7 @@ func TestLoadListNotifications(t *testing.T) {
 
 	const path = "/api/v1/notifications?page=1&limit=20"
 	targets := []struct{ name, base string }{{"direct", s.notif}, {"gateway", s.gateway}}
-	results := map[string]*loadResult{}
+	results := map[string]*listLoadResult{}
 	round := 30 * time.Second
 	if v, err := time.ParseDuration(os.Getenv("LOAD_ROUND")); err == nil {
 		round = v
@@ -88,40 +88,40 @@ func TestLoadListNotifications(t *testing.T) {
 	for i := range 3 {
 		for _, tg := range targets {
 			if i == 0 {
-				load(t, tg.base+path, u.token, conc, round/3) // warm-up
+				listLoad(t, tg.base+path, u.token, conc, round/3) // warm-up
 				continue
 			}
-			r := load(t, tg.base+path, u.token, conc, round)
+			r := listLoad(t, tg.base+path, u.token, conc, round)
 			if results[tg.name] == nil {
-				results[tg.name] = &loadResult{}
+				results[tg.name] = &listLoadResult{}
 			}
 			results[tg.name].add(r)
 		}
 	}
 	d, g := results["direct"], results["gateway"]
-	t.Logf("direct : %7.0f req/s  p50 %v  p99 %v  (%d requests, %d errors)", d.rate(), d.pct(50), d.pct(99), len(d.lat), d.errors)
-	t.Logf("gateway: %7.0f req/s  p50 %v  p99 %v  (%d requests, %d errors)", g.rate(), g.pct(50), g.pct(99), len(g.lat), g.errors)
+	t.Logf("direct : %7.1f req/s  p50 %v  p99 %v  (%d requests, %d errors)", d.rate(), d.pct(50), d.pct(99), len(d.lat), d.errors)
+	t.Logf("gateway: %7.1f req/s  p50 %v  p99 %v  (%d requests, %d errors)", g.rate(), g.pct(50), g.pct(99), len(g.lat), g.errors)
 	t.Logf("gateway/direct: throughput %.2fx, p99 %.2fx", g.rate()/d.rate(), float64(g.pct(99))/float64(d.pct(99)))
 	if d.errors+g.errors > 0 {
 		t.Fatalf("%d failed requests", d.errors+g.errors)
 	}
 }
 
-type loadResult struct {
+type listLoadResult struct {
 	lat     []time.Duration
 	elapsed time.Duration
 	errors  int
 }
 
-func (r *loadResult) add(o loadResult) {
+func (r *listLoadResult) add(o listLoadResult) {
 	r.lat = append(r.lat, o.lat...)
 	r.elapsed += o.elapsed
 	r.errors += o.errors
 }
 
-func (r *loadResult) rate() float64 { return float64(len(r.lat)) / r.elapsed.Seconds() }
+func (r *listLoadResult) rate() float64 { return float64(len(r.lat)) / r.elapsed.Seconds() }
 
-func (r *loadResult) pct(p int) time.Duration {
+func (r *listLoadResult) pct(p int) time.Duration {
 	if len(r.lat) == 0 {
 		return 0
 	}
@@ -130,14 +130,14 @@ func (r *loadResult) pct(p int) time.Duration {
 	return s[min(len(s)-1, len(s)*p/100)].Round(10 * time.Microsecond)
 }
 
-// load sends GET url with the token from c workers for d and returns every latency.
-func load(t *testing.T, url, token string, c int, d time.Duration) loadResult {
+// listLoad sends GET url with the token from c workers for d and returns every latency.
+func listLoad(t *testing.T, url, token string, c int, d time.Duration) listLoadResult {
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c}, Timeout: time.Minute}
 	defer client.CloseIdleConnections()
 	var (
 		mu  sync.Mutex
-		res loadResult
+		res listLoadResult
 		wg  sync.WaitGroup
 	)
 	begin := time.Now()
