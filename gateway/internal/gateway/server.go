@@ -308,6 +308,9 @@ func (g *Gateway) serveError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	writeProblem(ctx, problemFor(status))
 	ctx.SetConnectionClose()
+	if lc, ok := ctx.Conn().(*limitConn); ok {
+		lc.linger.Store(true)
+	}
 	// The request could not be read, so its id header cannot be trusted.
 	u := uuid.New()
 	id := make([]byte, 36)
