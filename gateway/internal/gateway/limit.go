@@ -64,7 +64,7 @@ func (c *limitConn) Close() error {
 		if tc, ok := c.Conn.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
-		_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+		_ = c.SetReadDeadline(time.Now().Add(lingerTimeout))
 		_, _ = io.CopyN(io.Discard, c.Conn, lingerMax)
 	}
 	err := c.Conn.Close()
