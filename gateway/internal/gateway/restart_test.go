@@ -239,13 +239,17 @@ func TestServiceRestartOnSameAddressGivesNoErrors(t *testing.T) {
 
 // flakyService is a raw HTTP/1.1 service that reads each request in full and
 // then, for the first failFirst requests, resets the connection without answering,
-// as a service crashing mid-request does. It counts what it received per method.
+// as a service crashing mid-request does; for the first failReused requests that
+// come on an already used connection, it closes that connection (FIN) without
+// answering, as a service timing out an idle keep-alive connection just as the
+// request arrives looks to the gateway. It counts what it received per method.
 type flakyService struct {
 	addr string
 
-	mu        sync.Mutex
-	failFirst int
-	seen      map[string]int
+	mu         sync.Mutex
+	failFirst  int
+	failReused int
+	seen       map[string]int
 }
 
 func newFlakyService(t *testing.T, failFirst int) *flakyService {
@@ -270,7 +274,7 @@ func (f *flakyService) serveConn(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
-	for {
+	for served := 0; ; served++ {
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
@@ -282,7 +286,14 @@ func (f *flakyService) serveConn(c net.Conn) {
 		if fail {
 			f.failFirst--
 		}
+		closeIdle := !fail && served > 0 && f.failReused > 0
+		if closeIdle {
+			f.failReused--
+		}
 		f.mu.Unlock()
+		if closeIdle {
+			return
+		}
 		if fail {
 			_ = c.(*net.TCPConn).SetLinger(0)
 			return
@@ -337,6 +348,28 @@ func TestConnectionFailureRetriesIdempotentMethodsOnly(t *testing.T) {
 		wantProblem(t, r, http.StatusBadGateway)
 		if got := svc.count(http.MethodPost); got != 1 {
 			t.Fatalf("service saw %d POST, want 1: a POST the service may have processed must not be sent again", got)
+		}
+	})
+	// fasthttp's io.EOF rule: a reused keep-alive connection closed before the
+	// first answer byte is taken for one the service closed between requests.
+	t.Run("POST on a reused connection closed unanswered retried", func(t *testing.T) {
+		svc := newFlakyService(t, 0)
+		h := newHarness(t, withEnv("GATEWAY_COMMENT_URL", "http://"+svc.addr))
+		post := func() response {
+			return h.do(t, http.MethodPost, "/api/v1/cards/k1/comments", strings.NewReader(`{"body":"x"}`),
+				"Content-Type", "application/json")
+		}
+		if r := post(); r.Status != http.StatusCreated {
+			t.Fatalf("first POST: status = %d, want 201; body %s", r.Status, r.Body)
+		}
+		svc.mu.Lock()
+		svc.failReused = 1
+		svc.mu.Unlock()
+		if r := post(); r.Status != http.StatusCreated {
+			t.Fatalf("second POST: status = %d, want 201 from the retry on a new connection; body %s", r.Status, r.Body)
+		}
+		if got := svc.count(http.MethodPost); got != 3 {
+			t.Fatalf("service saw %d POST, want 3 (one, then one unanswered and its retry)", got)
 		}
 	})
 }
