@@ -373,4 +373,3 @@ func TestConnectionFailureRetriesIdempotentMethodsOnly(t *testing.T) {
 		}
 	})
 }
-
