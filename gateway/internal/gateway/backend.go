@@ -64,9 +64,12 @@ func (g *Gateway) clientFor(base string) (*backendClient, error) {
 			Addr:      addr,
 			IsTLS:     tls,
 			Transport: tr,
-			// A retry after a stale keep-alive connection, no more: the endpoint
-			// timeout bounds the whole call anyway.
-			MaxIdemponentCallAttempts: 2,
+			// A request whose connection fails before any answer byte goes
+			// again on another connection, up to maxBackendAttempts in all,
+			// when retryIdempotent allows it (see transport.RoundTrip for POST
+			// and PATCH); the endpoint timeout bounds the whole call anyway.
+			MaxIdemponentCallAttempts: maxBackendAttempts,
+			RetryIf:                   retryIdempotent,
 			MaxResponseBodySize:       maxResponseBytes,
 			// The path goes out exactly as lura built it.
 			DisablePathNormalizing:   true,
@@ -81,6 +84,22 @@ func (g *Gateway) clientFor(base string) (*backendClient, error) {
 	}
 	g.clients[base] = c
 	return c, nil
+}
+
+// retryIdempotent is the HostClient's RetryIf: the methods RFC 9110 (section
+// 9.2.2) calls idempotent, which a client may send again after a connection
+// failure because doing them twice does what doing them once does. fasthttp's
+// default list lacks DELETE and OPTIONS, so a DELETE on a connection that a
+// restarted service had reset was a 502. POST and PATCH are not listed: fasthttp
+// then retries them only on io.EOF, which the transport reserves for the case
+// where the service cannot have processed them.
+func retryIdempotent(req *fasthttp.Request) bool {
+	switch string(req.Header.Method()) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions,
+		fasthttp.MethodPut, fasthttp.MethodDelete:
+		return true
+	}
+	return false
 }
 
 func trimSlash(p string) string {

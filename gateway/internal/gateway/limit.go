@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"errors"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // defaultMaxClientConns bounds the client connections served at once. Each costs
@@ -40,10 +43,30 @@ type limitConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+	// linger asks Close to drain what the client is still sending first.
+	linger atomic.Bool
 }
 
-// Close closes the connection and frees the slot.
+// Lingering bounds: how long and how much a refused request may still send.
+const (
+	lingerTimeout = 2 * time.Second
+	lingerMax     = 4 << 20
+)
+
+// Close closes the connection and frees the slot. After a refused request (a body
+// over the limit, say) the client may still be sending: closing at once would
+// reset the connection, and a reset destroys the answer in the client's receive
+// buffer before it is read. So the gateway first ends its side (FIN) and reads
+// and drops what still arrives, for at most 2 s and 4 MiB, as net/http, nginx and
+// Apache do.
 func (c *limitConn) Close() error {
+	if c.linger.Load() {
+		if tc, ok := c.Conn.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		_ = c.SetReadDeadline(time.Now().Add(lingerTimeout))
+		_, _ = io.CopyN(io.Discard, c.Conn, lingerMax)
+	}
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err

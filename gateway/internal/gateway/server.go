@@ -308,6 +308,9 @@ func (g *Gateway) serveError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	writeProblem(ctx, problemFor(status))
 	ctx.SetConnectionClose()
+	if lc, ok := ctx.Conn().(*limitConn); ok {
+		lc.linger.Store(true)
+	}
 	// The request could not be read, so its id header cannot be trusted.
 	u := uuid.New()
 	id := make([]byte, 36)
@@ -333,14 +336,15 @@ var callPool = sync.Pool{New: func() any {
 
 func acquireCall(ctx *fasthttp.RequestCtx, ep *endpoint) *call {
 	c := callPool.Get().(*call)
+	c.mu.Lock() // A late watch timer of the previous request reads rc under mu.
 	c.rc = ctx
+	c.mu.Unlock()
 	c.ep = ep
 	c.deadline = time.Now().Add(ep.timeout)
 	return c
 }
 
 func releaseCall(c *call) {
-	c.rc = nil
 	c.ep = nil
 	c.err.Store(nil)
 	c.preq = proxy.Request{}
@@ -350,6 +354,7 @@ func releaseCall(c *call) {
 	c.bresp.Reset()
 	c.scratch = c.scratch[:0]
 	c.mu.Lock()
+	c.rc = nil
 	c.gen++
 	c.done = nil
 	if c.timer != nil {

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -22,6 +24,16 @@ const (
 	backendIdleTimeout = 90 * time.Second
 	backendDialTimeout = 3 * time.Second
 )
+
+// maxBackendAttempts bounds the attempts of one idempotent call whose connection
+// fails before the service answers: the first one and two more, each on another
+// connection (a failed one is closed). The endpoint timeout bounds them all.
+const maxBackendAttempts = 3
+
+// errNoAnswer replaces io.EOF when a new connection closes before the service's
+// first answer byte: fasthttp.HostClient sends any request again on io.EOF, which
+// for a POST is only safe on a reused connection (see RoundTrip).
+var errNoAnswer = errors.New("gateway: the service closed a new connection without answering")
 
 // errTooManyBackendConns is returned when a service already has maxBackendConns
 // connections open: clients cannot make the gateway open connections without limit.
@@ -48,6 +60,67 @@ type backendConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	lastUsed time.Time
+	tls      bool
+
+	// raw is the TCP socket under c (nil where there is none), which peerClosed
+	// peeks at; peek is the method value given to raw.Control, made once per
+	// connection so that checking an idle connection allocates nothing.
+	raw       syscall.RawConn
+	peek      func(fd uintptr)
+	peekState peekState
+	peekBuf   [1]byte
+}
+
+// peekState is what peeking at an idle connection's socket found.
+type peekState uint8
+
+const (
+	peekNothing peekState = iota // nothing to read: the connection is open
+	peekData                     // bytes nobody asked for are waiting
+	peekClosed                   // end of stream or an error: the peer closed or reset it
+)
+
+// newBackendConn wraps a dialled connection.
+func newBackendConn(conn net.Conn) *backendConn {
+	bc := &backendConn{
+		c:  conn,
+		br: bufio.NewReaderSize(conn, 8<<10),
+		bw: bufio.NewWriterSize(conn, 8<<10),
+	}
+	under := conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		bc.tls = true
+		under = tc.NetConn()
+	}
+	if sc, ok := under.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			bc.raw = raw
+			bc.peek = bc.peekFD
+		}
+	}
+	return bc
+}
+
+// usable reports whether an idle connection can carry a request: the service has
+// not closed or reset it (a service that was restarted, or killed, or that timed
+// the connection out), and it has sent nothing unasked, which on a plain HTTP/1.1
+// connection is a stray answer (a 408 before closing, say) that would be read as
+// the next request's. A TLS connection may hold records that are not data (a
+// session ticket), so waiting bytes alone do not condemn it. The check is one
+// non-blocking peek on the socket, about a microsecond; it leaves a small race (a
+// close arriving right after it) to the retry rule of RoundTrip.
+func (bc *backendConn) usable() bool {
+	if bc.br.Buffered() > 0 {
+		return false
+	}
+	if bc.raw == nil {
+		return true
+	}
+	bc.peekState = peekNothing
+	if err := bc.raw.Control(bc.peek); err != nil {
+		return false
+	}
+	return bc.peekState == peekNothing || (bc.peekState == peekData && bc.tls)
 }
 
 // newTransport dials addr, with TLS when useTLS (server name from addr).
@@ -70,9 +143,20 @@ func callOf(req *fasthttp.Request) *call {
 	return (*call)(unsafe.Add(unsafe.Pointer(req), -int(unsafe.Offsetof(call{}.breq))))
 }
 
-// RoundTrip sends req on a pooled (or new) connection and reads resp. retry tells
-// HostClient.Do that the failure may be a stale keep-alive connection, worth one
-// more attempt on another.
+// RoundTrip sends req on a pooled (or new) connection and reads resp.
+//
+// retry tells HostClient.Do that the connection failed before the service's first
+// answer byte (and not by timeout, cancellation or an oversized answer), so the
+// request may go again on another connection; HostClient.RetryIf
+// (retryIdempotent) then allows it for idempotent methods. For the others (POST,
+// PATCH) fasthttp sends again only when the error is io.EOF, which RoundTrip
+// returns for exactly one case: a reused keep-alive connection that the service
+// closed or reset before answering. A service closes an idle keep-alive
+// connection only between requests, so that one was not processed; it is the race
+// left after the pool's check (the close arrived just after it). A new connection
+// that fails, or any connection once an answer has begun, is not retried for
+// them: the service may have acted on the request, and a second POST would create
+// a second comment.
 func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
 	c := callOf(req)
 	bc, reused, err := t.get()
@@ -92,22 +176,33 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	if err == nil {
 		err = bc.bw.Flush()
 	}
+	answered := false
 	if err == nil {
 		if req.Header.IsHead() {
 			resp.SkipBody = true
 		}
-		err = resp.ReadLimitBody(bc.br, hc.MaxResponseBodySize)
+		// The first byte is read apart to tell "no answer at all" from a broken
+		// one; ReadLimitBody then finds it buffered.
+		if _, err = bc.br.Peek(1); err == nil {
+			answered = true
+			err = resp.ReadLimitBody(bc.br, hc.MaxResponseBodySize)
+		}
 	}
 	aborted := c.detach()
 	if err != nil {
 		t.discard(bc)
-		if aborted {
+		switch {
+		case aborted, answered:
 			return false, err
-		}
-		if isTimeout(err) {
+		case isTimeout(err):
 			return false, fasthttp.ErrTimeout
+		case reused:
+			return true, io.EOF
+		case errors.Is(err, io.EOF):
+			return true, errNoAnswer
+		default:
+			return true, err
 		}
-		return reused && !errors.Is(err, fasthttp.ErrBodyTooLarge), err
 	}
 	if aborted || req.ConnectionClose() || resp.ConnectionClose() {
 		t.discard(bc)
@@ -117,7 +212,8 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	return false, nil
 }
 
-// get returns an idle connection that has not outlived the idle timeout, or dials.
+// get returns an idle connection that has not outlived the idle timeout and that
+// the service has not closed (see usable), or dials.
 func (t *transport) get() (bc *backendConn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
@@ -125,11 +221,10 @@ func (t *transport) get() (bc *backendConn, reused bool, err error) {
 		bc = t.idle[len(t.idle)-1]
 		t.idle[len(t.idle)-1] = nil
 		t.idle = t.idle[:len(t.idle)-1]
-		if now.Sub(bc.lastUsed) < backendIdleTimeout {
-			t.mu.Unlock()
+		t.mu.Unlock()
+		if now.Sub(bc.lastUsed) < backendIdleTimeout && bc.usable() {
 			return bc, true, nil
 		}
-		t.mu.Unlock()
 		t.discard(bc)
 		t.mu.Lock()
 	}
@@ -143,11 +238,7 @@ func (t *transport) get() (bc *backendConn, reused bool, err error) {
 		t.open.Add(-1)
 		return nil, false, err
 	}
-	return &backendConn{
-		c:  conn,
-		br: bufio.NewReaderSize(conn, 8<<10),
-		bw: bufio.NewWriterSize(conn, 8<<10),
-	}, false, nil
+	return newBackendConn(conn), false, nil
 }
 
 // put returns a healthy connection to the pool, or closes it when the pool is full.

@@ -44,7 +44,7 @@ func (c *call) stopWatch() {
 // cuts its service connection.
 func (c *call) onWatch() {
 	c.mu.Lock()
-	if !c.watchActive {
+	if !c.watchActive || c.rc == nil {
 		c.mu.Unlock()
 		return
 	}
