@@ -120,12 +120,11 @@ func (f sourceFunc) PublicKey(ctx context.Context, kid string) (ed25519.PublicKe
 
 // jwksServer serves a swappable key set and counts its requests.
 type jwksServer struct {
-	mu    sync.Mutex
-	set   KeySet
-	down  bool
-	hits  atomic.Int32
-	url   string
-	close func()
+	mu   sync.Mutex
+	set  KeySet
+	down bool
+	hits atomic.Int32
+	url  string
 }
 
 func startJWKS(t *testing.T, set KeySet) *jwksServer {

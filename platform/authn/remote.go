@@ -113,7 +113,7 @@ func (r *RemoteKeys) get(ctx context.Context) (KeySet, error) {
 	if err != nil {
 		return KeySet{}, fmt.Errorf("authn: fetch JWKS: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return KeySet{}, fmt.Errorf("authn: fetch JWKS: status %d", resp.StatusCode)
 	}
