@@ -120,12 +120,11 @@ func (f sourceFunc) PublicKey(ctx context.Context, kid string) (ed25519.PublicKe
 
 // jwksServer serves a swappable key set and counts its requests.
 type jwksServer struct {
-	mu    sync.Mutex
-	set   KeySet
-	down  bool
-	hits  atomic.Int32
-	url   string
-	close func()
+	mu   sync.Mutex
+	set  KeySet
+	down bool
+	hits atomic.Int32
+	url  string
 }
 
 func startJWKS(t *testing.T, set KeySet) *jwksServer {
@@ -226,10 +225,26 @@ func TestRemoteKeys(t *testing.T) {
 func TestRemoteKeysBeforeFirstFetch(t *testing.T) {
 	srv := startJWKS(t, mustSet(testKey.Public()))
 	srv.swap(KeySet{}, true)
-	v := newVerifier(t, NewRemoteKeys(srv.url), NewMemoryRevocations())
+	remote := NewRemoteKeys(srv.url)
+	now := time.Now()
+	remote.now = func() time.Time { return now }
+	v := newVerifier(t, remote, NewMemoryRevocations())
 	tok := sign(t, jwt.SigningMethodEdDSA, testKey.Private, validClaims())
 	_, err := v.Verify(context.Background(), tok)
 	if err == nil || errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("want an outage error, got %v", err)
+	}
+	// Auth comes back: after a failure the next fetch waits a second, not the
+	// minimum interval.
+	srv.swap(mustSet(testKey.Public()), false)
+	if _, err := v.Verify(context.Background(), tok); err == nil {
+		t.Fatal("refetched at once after a failure")
+	}
+	now = now.Add(jwksRetryInterval + time.Millisecond)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("not retried a second after the failure: %v", err)
+	}
+	if n := srv.hits.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2", n)
 	}
 }

@@ -36,6 +36,7 @@ type RemoteKeys struct {
 	keys        KeySet
 	fetchedAt   time.Time
 	lastAttempt time.Time
+	lastFailed  bool
 	fetch       sync.Mutex // one fetch at a time
 }
 
@@ -43,8 +44,12 @@ type RemoteKeys struct {
 const (
 	DefaultJWKSMinInterval = 10 * time.Second
 	DefaultJWKSMaxAge      = 5 * time.Minute
-	jwksFetchTimeout       = 5 * time.Second
-	maxJWKSBytes           = 64 << 10
+	// jwksRetryInterval is the least time between fetches after a failed one: short,
+	// so a verifier that could not reach auth once does not refuse every token for
+	// the whole minimum interval, yet still at most one request a second.
+	jwksRetryInterval = time.Second
+	jwksFetchTimeout  = 5 * time.Second
+	maxJWKSBytes      = 64 << 10
 )
 
 // NewRemoteKeys returns a source for the JWK Set at url; nothing is fetched until
@@ -73,7 +78,11 @@ func (r *RemoteKeys) PublicKey(ctx context.Context, kid string) (ed25519.PublicK
 	r.mu.RLock()
 	key, err = r.keys.PublicKey(ctx, kid)
 	fresh = !r.fetchedAt.IsZero() && r.now().Sub(r.fetchedAt) < r.maxAge
-	tooSoon := !r.lastAttempt.IsZero() && r.now().Sub(r.lastAttempt) < r.minInterval
+	interval := r.minInterval
+	if r.lastFailed {
+		interval = jwksRetryInterval
+	}
+	tooSoon := !r.lastAttempt.IsZero() && r.now().Sub(r.lastAttempt) < interval
 	never := r.fetchedAt.IsZero()
 	r.mu.RUnlock()
 	if (err == nil && fresh) || tooSoon {
@@ -86,7 +95,7 @@ func (r *RemoteKeys) PublicKey(ctx context.Context, kid string) (ed25519.PublicK
 
 	set, ferr := r.get(ctx)
 	r.mu.Lock()
-	r.lastAttempt = r.now()
+	r.lastAttempt, r.lastFailed = r.now(), ferr != nil
 	if ferr == nil {
 		r.keys, r.fetchedAt = set, r.lastAttempt
 	}
@@ -113,7 +122,7 @@ func (r *RemoteKeys) get(ctx context.Context) (KeySet, error) {
 	if err != nil {
 		return KeySet{}, fmt.Errorf("authn: fetch JWKS: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return KeySet{}, fmt.Errorf("authn: fetch JWKS: status %d", resp.StatusCode)
 	}
