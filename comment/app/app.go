@@ -43,22 +43,22 @@ func roleFrom(userID string, p ProjectCopy, projectFound bool, m MemberCopy, mem
 
 // roleOf reads what userID is to the project; lock is passed to the reads, so that
 // inside Update the answer holds until commit.
-func roleOf(ctx context.Context, tx Tx, userID, projectID string, lock Lock) (comment.Role, ProjectCopy, error) {
+func roleOf(ctx context.Context, tx Tx, userID, projectID string, lock Lock) (comment.Role, error) {
 	p, err := tx.Project(ctx, projectID, lock)
 	if errors.Is(err, ErrNoCopy) {
-		return comment.Stranger, ProjectCopy{}, nil
+		return comment.Stranger, nil
 	}
 	if err != nil {
-		return comment.Stranger, ProjectCopy{}, err
+		return comment.Stranger, err
 	}
 	if p.Deleted || p.OwnerID == userID {
-		return roleFrom(userID, p, true, MemberCopy{}, false), p, nil
+		return roleFrom(userID, p, true, MemberCopy{}, false), nil
 	}
 	m, err := tx.Member(ctx, projectID, userID, lock)
 	if err != nil && !errors.Is(err, ErrNoCopy) {
-		return comment.Stranger, p, err
+		return comment.Stranger, err
 	}
-	return roleFrom(userID, p, true, m, err == nil), p, nil
+	return roleFrom(userID, p, true, m, err == nil), nil
 }
 
 // cardRole reads a live card and what userID is to its project in one read. An
@@ -217,7 +217,7 @@ func (h GetCommentHandler) Handle(ctx context.Context, callerID, id string) (com
 		if c, err = tx.Comment(ctx, id, NoLock); err != nil {
 			return err
 		}
-		role, _, err := roleOf(ctx, tx, callerID, c.ProjectID(), NoLock)
+		role, err := roleOf(ctx, tx, callerID, c.ProjectID(), NoLock)
 		if err != nil {
 			return err
 		}
@@ -249,7 +249,7 @@ func (h DeleteCommentHandler) Handle(ctx context.Context, callerID, id string) e
 		if err != nil {
 			return err
 		}
-		role, _, err := roleOf(ctx, tx, callerID, c.ProjectID(), Share)
+		role, err := roleOf(ctx, tx, callerID, c.ProjectID(), Share)
 		if err != nil {
 			return err
 		}
