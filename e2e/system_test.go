@@ -86,7 +86,7 @@ func TestMain(m *testing.M) {
 
 // mariadbDatabase creates a fresh MariaDB database (dropped at cleanup) and returns
 // its URL for a service's *_DATABASE_URL.
-func mariadbDatabase(t *testing.T, name string) string {
+func mariadbDatabase(t testing.TB, name string) string {
 	t.Helper()
 	dsn := testenv.Require(t, "MYSQL_URL")
 	cfg, err := mysql.ParseDSN(dsn)
