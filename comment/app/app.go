@@ -25,44 +25,54 @@ type Application struct {
 	ApplyCard       ApplyCardHandler
 }
 
-// roleOf is what userID is to the project according to the local copies: a deleted
-// or unknown project, a kicked member and a user never added are all strangers.
-// lock is passed to the reads, so that inside Update the answer holds until commit.
-func roleOf(ctx context.Context, tx Tx, userID, projectID string, lock Lock) (comment.Role, ProjectCopy, error) {
-	p, err := tx.Project(ctx, projectID, lock)
-	if errors.Is(err, ErrNoCopy) {
-		return comment.Stranger, ProjectCopy{}, nil
+// roleFrom is what userID is to a project according to its copy and the user's
+// membership copy: a deleted or unknown project, a kicked member and a user never
+// added are all strangers.
+func roleFrom(userID string, p ProjectCopy, projectFound bool, m MemberCopy, memberFound bool) comment.Role {
+	switch {
+	case !projectFound || p.Deleted:
+		return comment.Stranger
+	case p.OwnerID == userID:
+		return comment.Owner
+	case memberFound && !m.Removed:
+		return comment.Member
+	default:
+		return comment.Stranger
 	}
-	if err != nil {
-		return comment.Stranger, ProjectCopy{}, err
-	}
-	if p.Deleted {
-		return comment.Stranger, p, nil
-	}
-	if p.OwnerID == userID {
-		return comment.Owner, p, nil
-	}
-	m, err := tx.Member(ctx, projectID, userID, lock)
-	if errors.Is(err, ErrNoCopy) {
-		return comment.Stranger, p, nil
-	}
-	if err != nil {
-		return comment.Stranger, p, err
-	}
-	if m.Removed {
-		return comment.Stranger, p, nil
-	}
-	return comment.Member, p, nil
 }
 
-// liveCard returns the card copy, or comment.ErrNotFound when the card is unknown
-// (its newCard has not arrived yet) or deleted.
-func liveCard(ctx context.Context, tx Tx, id string, lock Lock) (CardCopy, error) {
-	c, err := tx.Card(ctx, id, lock)
-	if errors.Is(err, ErrNoCopy) || (err == nil && c.Deleted) {
-		return CardCopy{}, comment.ErrNotFound
+// roleOf reads what userID is to the project; lock is passed to the reads, so that
+// inside Update the answer holds until commit.
+func roleOf(ctx context.Context, tx Tx, userID, projectID string, lock Lock) (comment.Role, error) {
+	p, err := tx.Project(ctx, projectID, lock)
+	if errors.Is(err, ErrNoCopy) {
+		return comment.Stranger, nil
 	}
-	return c, err
+	if err != nil {
+		return comment.Stranger, err
+	}
+	if p.Deleted || p.OwnerID == userID {
+		return roleFrom(userID, p, true, MemberCopy{}, false), nil
+	}
+	m, err := tx.Member(ctx, projectID, userID, lock)
+	if err != nil && !errors.Is(err, ErrNoCopy) {
+		return comment.Stranger, err
+	}
+	return roleFrom(userID, p, true, m, err == nil), nil
+}
+
+// cardRole reads a live card and what userID is to its project in one read. An
+// unknown card (its newCard has not arrived yet) or a deleted one is
+// comment.ErrNotFound.
+func cardRole(ctx context.Context, tx Tx, cardID, userID string, lock Lock) (CardCopy, ProjectCopy, comment.Role, error) {
+	a, err := tx.CardAccess(ctx, cardID, userID, lock)
+	if errors.Is(err, ErrNoCopy) || (err == nil && a.Card.Deleted) {
+		return CardCopy{}, ProjectCopy{}, comment.Stranger, comment.ErrNotFound
+	}
+	if err != nil {
+		return CardCopy{}, ProjectCopy{}, comment.Stranger, err
+	}
+	return a.Card, a.Project, roleFrom(userID, a.Project, a.ProjectFound, a.Member, a.MemberFound), nil
 }
 
 // CreateComment asks to add a comment to a card.
@@ -94,11 +104,7 @@ func NewCreateCommentHandler(store Store, now Clock, newID IDGenerator) CreateCo
 func (h CreateCommentHandler) Handle(ctx context.Context, cmd CreateComment) (comment.Comment, error) {
 	var created comment.Comment
 	err := h.store.Update(ctx, func(ctx context.Context, tx Tx) error {
-		card, err := liveCard(ctx, tx, cmd.CardID, Share)
-		if err != nil {
-			return err
-		}
-		role, project, err := roleOf(ctx, tx, cmd.CallerID, card.ProjectID, Share)
+		card, project, role, err := cardRole(ctx, tx, cmd.CardID, cmd.CallerID, Share)
 		if err != nil {
 			return err
 		}
@@ -175,11 +181,7 @@ func NewListCommentsHandler(store Store) ListCommentsHandler {
 func (h ListCommentsHandler) Handle(ctx context.Context, q ListComments) (CommentPage, error) {
 	var page CommentPage
 	err := h.store.View(ctx, func(ctx context.Context, tx Tx) error {
-		card, err := liveCard(ctx, tx, q.CardID, NoLock)
-		if err != nil {
-			return err
-		}
-		role, _, err := roleOf(ctx, tx, q.CallerID, card.ProjectID, NoLock)
+		card, _, role, err := cardRole(ctx, tx, q.CardID, q.CallerID, NoLock)
 		if err != nil {
 			return err
 		}
@@ -215,7 +217,7 @@ func (h GetCommentHandler) Handle(ctx context.Context, callerID, id string) (com
 		if c, err = tx.Comment(ctx, id, NoLock); err != nil {
 			return err
 		}
-		role, _, err := roleOf(ctx, tx, callerID, c.ProjectID(), NoLock)
+		role, err := roleOf(ctx, tx, callerID, c.ProjectID(), NoLock)
 		if err != nil {
 			return err
 		}
@@ -247,7 +249,7 @@ func (h DeleteCommentHandler) Handle(ctx context.Context, callerID, id string) e
 		if err != nil {
 			return err
 		}
-		role, _, err := roleOf(ctx, tx, callerID, c.ProjectID(), Share)
+		role, err := roleOf(ctx, tx, callerID, c.ProjectID(), Share)
 		if err != nil {
 			return err
 		}

@@ -52,6 +52,20 @@ type CardCopy struct {
 	Deleted   bool
 }
 
+// CardAccess is a card's copy together with the copies that decide what a user is
+// to its project, read at once.
+type CardAccess struct {
+	Card CardCopy
+	// Project is the card's project; ProjectFound is false when its copy has not
+	// arrived.
+	Project      ProjectCopy
+	ProjectFound bool
+	// Member is the user's membership of the project; MemberFound is false when
+	// there is none.
+	Member      MemberCopy
+	MemberFound bool
+}
+
 // Position is a place in a card's comment list, ordered by (CreatedAt, ID): the
 // keyset of the cursor pagination.
 type Position struct {
@@ -100,6 +114,9 @@ type Tx interface {
 	MemberIDs(ctx context.Context, projectID string) ([]string, error)
 	// Card returns the card copy (possibly a tombstone), or ErrNoCopy.
 	Card(ctx context.Context, id string, lock Lock) (CardCopy, error)
+	// CardAccess returns the card copy with its project's copy and userID's
+	// membership in one read (every row under lock), or ErrNoCopy without a card.
+	CardAccess(ctx context.Context, cardID, userID string, lock Lock) (CardAccess, error)
 
 	// SaveUser, SaveProject, SaveMember and SaveCard insert or replace a copy.
 	SaveUser(ctx context.Context, u UserCopy) error

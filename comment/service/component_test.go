@@ -300,6 +300,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if r := h.call(t, "GET", "/api/v1/cards/c1/comments", "", ""); r.status != 401 {
 		t.Fatalf("no token: %d", r.status)
 	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if r := h.call(t, "GET", path, "", ""); r.status != 200 || r.raw == "" {
+			t.Errorf("%s: %d", path, r.status)
+		}
+	}
+	if r := h.call(t, "GET", "/metrics", "", ""); !strings.Contains(r.raw, "http_requests_total") || !strings.Contains(r.raw, "/api/v1/cards/:id/comments") {
+		t.Errorf("metrics lack the request counter by route: %.300s", r.raw)
+	}
 	if r := h.call(t, "POST", "/api/v1/cards/c1/comments", bob+"x", `{"body":"hi"}`); r.status != 401 {
 		t.Fatalf("bad signature: %d", r.status)
 	}

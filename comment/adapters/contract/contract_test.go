@@ -142,6 +142,9 @@ func TestCopiesContract(t *testing.T) {
 				tx.SaveMember(ctx, app.MemberCopy{ProjectID: "p3", UserID: "u5", Version: 1}),
 				tx.SaveCard(ctx, app.CardCopy{ID: "c1", ProjectID: "p2", Title: "One", Version: 1}),
 				tx.SaveCard(ctx, app.CardCopy{ID: "c1", ProjectID: "p2", Title: "One v2", Version: 2}),
+				tx.SaveProject(ctx, app.ProjectCopy{ID: "p4", Title: "Gemini", OwnerID: "u1", Version: 7}),
+				tx.SaveCard(ctx, app.CardCopy{ID: "c4", ProjectID: "p4", Title: "Four", Version: 1}),
+				tx.SaveMember(ctx, app.MemberCopy{ProjectID: "p4", UserID: "u2", Version: 1}),
 			)
 		})
 		for _, lock := range []app.Lock{app.NoLock, app.Share, app.Exclusive} {
@@ -157,6 +160,21 @@ func TestCopiesContract(t *testing.T) {
 				}
 				if c, err := tx.Card(ctx, "c1", lock); err != nil || c != (app.CardCopy{ID: "c1", ProjectID: "p2", Title: "One v2", Version: 2}) {
 					t.Errorf("card %+v %v", c, err)
+				}
+				a, err := tx.CardAccess(ctx, "c1", "u4", lock)
+				if err != nil || a.Card.Title != "One v2" || a.ProjectFound || !a.MemberFound || !a.Member.Removed || a.Member.Version != 2 {
+					t.Errorf("card access, project p2 missing, u4 kicked: %+v %v", a, err)
+				}
+				if a, err := tx.CardAccess(ctx, "c1", "nobody", lock); err != nil || a.MemberFound {
+					t.Errorf("card access of a non-member: %+v %v", a, err)
+				}
+				if _, err := tx.CardAccess(ctx, "missing", "u4", lock); !errors.Is(err, app.ErrNoCopy) {
+					t.Errorf("card access of a missing card: %v", err)
+				}
+				a, err = tx.CardAccess(ctx, "c4", "u2", lock)
+				if err != nil || !a.ProjectFound || a.Project != (app.ProjectCopy{ID: "p4", Title: "Gemini", OwnerID: "u1", Version: 7}) ||
+					!a.MemberFound || a.Member != (app.MemberCopy{ProjectID: "p4", UserID: "u2", Version: 1}) || a.Card.ID != "c4" {
+					t.Errorf("card access of a member: %+v %v", a, err)
 				}
 				ids, err := tx.MemberIDs(ctx, "p2")
 				if err != nil || fmt.Sprint(ids) != "[u2 u3]" {

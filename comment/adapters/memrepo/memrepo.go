@@ -172,6 +172,17 @@ func (t *tx) Card(_ context.Context, id string, _ app.Lock) (app.CardCopy, error
 	return get(t.s.cards, id)
 }
 
+func (t *tx) CardAccess(_ context.Context, cardID, userID string, _ app.Lock) (app.CardAccess, error) {
+	c, err := get(t.s.cards, cardID)
+	if err != nil {
+		return app.CardAccess{}, err
+	}
+	a := app.CardAccess{Card: c}
+	a.Project, a.ProjectFound = t.s.projects[c.ProjectID]
+	a.Member, a.MemberFound = t.s.members[[2]string{c.ProjectID, userID}]
+	return a, nil
+}
+
 func (t *tx) SaveUser(_ context.Context, u app.UserCopy) error { return put(t, t.s.users, u.ID, u) }
 
 func (t *tx) SaveProject(_ context.Context, p app.ProjectCopy) error {
