@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/bugtracker/bugtracker/eventbus"
 	"github.com/bugtracker/bugtracker/eventbus/contracts"
+	"github.com/bugtracker/bugtracker/eventbus/internal/backoff"
 	"github.com/bugtracker/bugtracker/eventbus/internal/streamid"
 )
 
@@ -259,18 +259,11 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // Backoff returns the wait before retry number attempt (1 for the first):
-// a random duration between min and min*2^(attempt-1), capped at max ("full
-// jitter"), so that replicas failing together do not retry together.
+// a random duration between minD and minD*2^(attempt-1), capped at maxD
+// ("full jitter"), so that replicas failing together do not retry
+// together (TestRelayBacksOffOnErrors).
 func Backoff(attempt int, minD, maxD time.Duration) time.Duration {
-	ceil := minD
-	for i := 1; i < attempt && ceil < maxD; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, maxD)
-	if ceil <= minD {
-		return minD
-	}
-	return minD + mrand.N(ceil-minD+1)
+	return backoff.Full(attempt, minD, maxD)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
