@@ -65,6 +65,10 @@ type Config struct {
 	Logger      *slog.Logger
 }
 
+// MaxRetriesInHand is how many failed messages a consumer keeps for local
+// retries before it stops fetching new ones.
+func MaxRetriesInHand(batchSize int64) int { return int(4 * batchSize) }
+
 // CrashLoopFactor times MaxDeliveries is how many deliveries (claims after
 // a consumer died included) an entry may get before it is dead-lettered
 // even though no failure was counted: a message that kills its consumer
@@ -151,6 +155,13 @@ func (e *Engine) Run(ctx context.Context, h eventbus.Handler) error {
 		}
 		e.retryDue(ctx, h, acks)
 		e.touchRetries(ctx)
+		if len(e.retries) >= MaxRetriesInHand(e.cfg.BatchSize) {
+			// During an outage every message fails: stop fetching until
+			// the retries in hand succeed, rather than pull the whole
+			// stream into memory (TestRetriesInHandAreBounded).
+			e.pause(ctx, max(e.untilRetry(), time.Millisecond))
+			continue
+		}
 		var batch []Delivery
 		if now := time.Now(); !now.Before(nextClaim) {
 			batch, err = e.t.Claim(ctx, e.cfg.BatchSize)
