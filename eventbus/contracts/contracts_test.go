@@ -116,9 +116,18 @@ func TestVersionOneIsUpcast(t *testing.T) {
 
 func TestEveryAggregateEventIsAggregated(t *testing.T) {
 	for _, ev := range []eventbus.Event{
-		contracts.UserRegistered{}, contracts.ProjectCreated{}, contracts.ProjectUpdated{}, contracts.ProjectDeleted{},
-		contracts.MemberAdded{}, contracts.MemberRemoved{}, contracts.CardCreated{}, contracts.CardUpdated{},
-		contracts.CardStatusChanged{}, contracts.CardDeleted{}, contracts.CommentCreated{}, contracts.CommentDeleted{},
+		contracts.UserRegistered{},
+		contracts.ProjectCreated{},
+		contracts.ProjectUpdated{},
+		contracts.ProjectDeleted{},
+		contracts.MemberAdded{},
+		contracts.MemberRemoved{},
+		contracts.CardCreated{},
+		contracts.CardUpdated{},
+		contracts.CardStatusChanged{},
+		contracts.CardDeleted{},
+		contracts.CommentCreated{},
+		contracts.CommentDeleted{},
 	} {
 		if _, ok := ev.(contracts.Aggregated); !ok {
 			t.Errorf("%s does not carry an aggregate version", ev.EventName())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -317,4 +318,43 @@ func testAckEach(t *testing.T, b Backend) {
 	Eventually(t, "the first two messages are acknowledged while the third is handled", func() bool { return b.Pending(t, "g") == 1 })
 	close(release)
 	assertNoPending(t, b, "g")
+}
+
+// testRetriesBounded: while every message fails transiently (an outage),
+// the consumer stops fetching once it holds four batches for retry, so it
+// never pulls the whole stream into memory; after the outage everything
+// is handled (TestRetriesInHandAreBounded names this case).
+func testRetriesBounded(t *testing.T, b Backend) {
+	o := slow
+	o.BatchSize = 2
+	envs := cardEvents(t, 30)
+	publish(t, b, envs...)
+	var down atomic.Bool
+	down.Store(true)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	ok := map[string]bool{}
+	Start(t, context.Background(), b.NewSubscriber(t, "g", "c", o), func(_ context.Context, m *eventbus.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[m.Envelope.ID] = true
+		if down.Load() {
+			return eventbus.Transient(errors.New("database unreachable"))
+		}
+		ok[m.Envelope.ID] = true
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	fetched := len(seen)
+	mu.Unlock()
+	if fetched > 4*int(o.BatchSize)+int(o.BatchSize) {
+		t.Fatalf("the consumer fetched %d messages during the outage, want at most about %d", fetched, 4*o.BatchSize)
+	}
+	down.Store(false)
+	Eventually(t, "every message is handled after the outage", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ok) == len(envs)
+	})
 }

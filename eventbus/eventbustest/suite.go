@@ -1,7 +1,9 @@
 // Package eventbustest is the contract test suite of eventbus.Publisher
 // and eventbus.Subscriber. Every backend (memory, miniredis, real Redis)
 // runs the same RunSuite, so they cannot drift apart in the semantics
-// services rely on: ordering per family, work sharing within a group,
+// services rely on: publish order for a lone consumer without failures
+// (an observation, not a guarantee: see package eventbus), work sharing
+// within a group,
 // fan-out across groups, retry after a failure, dead-lettering, abort
 // without acknowledgement, and graceful shutdown.
 package eventbustest
@@ -64,6 +66,7 @@ func RunSuite(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"PanickingHandlerIsRecovered", testPanic},
 		{"TransientFailuresAreNotDeadLettered", testTransient},
 		{"AckedAsSoonAsHandled", testAckEach},
+		{"RetriesInHandAreBounded", testRetriesBounded},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -148,18 +148,33 @@ func CreateTable(ctx context.Context, db bun.IDB) error {
 	return upgrade(ctx, db)
 }
 
-// upgrade adds the missing columns of addedColumns. A probe select tells
-// whether a column exists on every dialect; when two replicas add one at
-// the same time the loser's ALTER fails and the second probe succeeds.
+// upgrade adds the missing columns of addedColumns. The catalog query
+// cannot fail for a missing column, so it is safe inside a PostgreSQL
+// transaction (where a failed statement aborts the transaction); when two
+// replicas add a column at the same time the loser's ALTER fails and the
+// second look finds the column.
 func upgrade(ctx context.Context, db bun.IDB) error {
 	name := db.Dialect().Name()
+	probe := map[dialect.Name]string{
+		dialect.PG:     "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'outbox' AND column_name = ?",
+		dialect.MySQL:  "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'outbox' AND column_name = ?",
+		dialect.SQLite: "SELECT COUNT(*) FROM pragma_table_info('outbox') WHERE name = ?",
+	}[name]
+	has := func(col string) (bool, error) {
+		var n int
+		err := db.NewRaw(probe, col).Scan(ctx, &n)
+		return n > 0, err
+	}
 	for _, c := range addedColumns {
-		probe := "SELECT " + c.name + " FROM outbox WHERE 1 = 0"
-		if _, err := db.ExecContext(ctx, probe); err == nil {
+		ok, err := has(c.name)
+		if err != nil {
+			return fmt.Errorf("outbox: look up column %s: %w", c.name, err)
+		}
+		if ok {
 			continue
 		}
 		_, alterErr := db.ExecContext(ctx, "ALTER TABLE outbox ADD COLUMN "+c.name+" "+c.types[name])
-		if _, err := db.ExecContext(ctx, probe); err != nil {
+		if ok, err := has(c.name); err != nil || !ok {
 			return fmt.Errorf("outbox: add column %s: %w", c.name, errors.Join(alterErr, err))
 		}
 	}

@@ -2,8 +2,8 @@ package outbox_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -46,12 +46,23 @@ var lossKinds = map[string]func(t *testing.T, srv *redistest.Server, c *redis.Cl
 // dataset flushed, or the server killed with SIGKILL and restarted empty)
 // while publishing goes on, and one relay restarts. Afterwards every event
 // has taken effect exactly once.
+//
+// Each kind of loss runs on one database (a kind on every database would
+// triple the time for little more coverage: the relay's SQL is the same
+// for every kind), so that SQLite, PostgreSQL and MariaDB each get one.
+// Set EVENTBUS_LOSS_ALL=1 to run every kind on every database.
 func TestRedisLossUnderLoadAppliedExactlyOnce(t *testing.T) {
+	open := map[string]func(*testing.T) *bun.DB{
+		"del-card-stream": dbtest.SQLite, "flushall": dbtest.MySQL, "kill-9-restart-empty": dbtest.Postgres,
+	}
 	for name, lose := range lossKinds {
 		t.Run(name, func(t *testing.T) {
-			dbtest.Each(t, func(t *testing.T, db *bun.DB) {
-				lossUnderLoad(t, db, lose)
-			})
+			if os.Getenv("EVENTBUS_LOSS_ALL") != "" {
+				dbtest.Each(t, func(t *testing.T, db *bun.DB) { lossUnderLoad(t, db, lose) })
+				return
+			}
+			t.Parallel()
+			lossUnderLoad(t, open[name](t), lose)
 		})
 	}
 }
@@ -98,9 +109,13 @@ func lossUnderLoad(t *testing.T, db *bun.DB, lose func(*testing.T, *redistest.Se
 		}
 	}
 	wg.Wait()
-	eventbustest.EventuallyWithin(t, 60*time.Second, fmt.Sprintf("all %d events take effect", total), func() bool {
-		return len(dbtest.Effects(t, db)) == total
-	})
+	for deadline := time.Now().Add(90 * time.Second); len(dbtest.Effects(t, db)) != total; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			var unpublished int
+			_ = db.NewSelect().TableExpr("outbox").ColumnExpr("COUNT(*)").Where("published_at IS NULL").Scan(ctx, &unpublished)
+			t.Fatalf("after 90s %d of %d events took effect; %d outbox rows unpublished", len(dbtest.Effects(t, db)), total, unpublished)
+		}
+	}
 	eventbustest.EventuallyWithin(t, 30*time.Second, "every outbox row is published", func() bool {
 		var unpublished int
 		err := db.NewSelect().TableExpr("outbox").ColumnExpr("COUNT(*)").Where("published_at IS NULL").Scan(ctx, &unpublished)

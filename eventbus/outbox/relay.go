@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/bugtracker/bugtracker/eventbus"
 	"github.com/bugtracker/bugtracker/eventbus/contracts"
+	"github.com/bugtracker/bugtracker/eventbus/internal/backoff"
 	"github.com/bugtracker/bugtracker/eventbus/internal/streamid"
 )
 
@@ -259,18 +259,11 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // Backoff returns the wait before retry number attempt (1 for the first):
-// a random duration between min and min*2^(attempt-1), capped at max ("full
-// jitter"), so that replicas failing together do not retry together.
+// a random duration between minD and minD*2^(attempt-1), capped at maxD
+// ("full jitter"), so that replicas failing together do not retry
+// together (TestRelayBacksOffOnErrors).
 func Backoff(attempt int, minD, maxD time.Duration) time.Duration {
-	ceil := minD
-	for i := 1; i < attempt && ceil < maxD; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, maxD)
-	if ceil <= minD {
-		return minD
-	}
-	return minD + mrand.N(ceil-minD+1)
+	return backoff.Full(attempt, minD, maxD)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -360,9 +353,11 @@ func (r *Relay) lease(ctx context.Context, owner string) ([]row, error) {
 		if r.db.Dialect().Name() == dialect.PG {
 			sub = sub.For("UPDATE SKIP LOCKED")
 		}
-		err := r.db.NewUpdate().Model(&rows).
-			Set("lease_until = ?", until).Set("lease_owner = ?", owner).
-			Where("seq IN (?)", sub).Returning("*").Scan(ctx)
+		err := r.write(ctx, func(ctx context.Context, db bun.IDB) error {
+			return db.NewUpdate().Model(&rows).
+				Set("lease_until = ?", until).Set("lease_owner = ?", owner).
+				Where("seq IN (?)", sub).Returning("*").Scan(ctx)
+		})
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("lease rows: %w", err)
 		}
@@ -610,11 +605,24 @@ func (r *Relay) checkRollback(ctx context.Context, family, lastID string, starte
 // that deadlock with the services' outbox inserts.
 var readCommitted = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 
-// write runs fn on the database, inside a READ COMMITTED transaction on
-// MariaDB (see readCommitted) and directly elsewhere.
+// write runs fn on the database: inside a READ COMMITTED transaction on
+// MariaDB (see readCommitted); on PostgreSQL inside a transaction that
+// does not wait for its commit to be flushed, because losing a lease or a
+// published mark in a database crash only republishes rows, which
+// consumers skip, and waiting for the flush would add two disk syncs to
+// every event's latency; directly on SQLite.
 func (r *Relay) write(ctx context.Context, fn func(ctx context.Context, db bun.IDB) error) error {
-	if !r.mysql {
+	switch {
+	case r.mysql:
+		return r.db.RunInTx(ctx, readCommitted, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) })
+	case r.db.Dialect().Name() == dialect.PG:
+		return r.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit TO OFF"); err != nil {
+				return err
+			}
+			return fn(ctx, tx)
+		})
+	default:
 		return fn(ctx, r.db)
 	}
-	return r.db.RunInTx(ctx, readCommitted, func(ctx context.Context, tx bun.Tx) error { return fn(ctx, tx) })
 }

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,8 @@ func run() error {
 	consumerEvents := flag.Int("consumer-events", 20000, "entries consumed by the subscriber and by the naive loop")
 	latencySeconds := flag.Int("latency-seconds", 6, "duration of the 500 events/s latency run")
 	dbKind := flag.String("db", "auto", "outbox database: postgres (POSTGRES_URL), sqlite, or auto (postgres when POSTGRES_URL is set)")
+	producers := flag.Int("producers", 4, "goroutines committing outbox transactions concurrently, as request handlers do")
+	relays := flag.Int("relays", 2, "relay replicas publishing the outbox")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *profile != "" {
@@ -97,11 +100,11 @@ func run() error {
 	}
 	defer closeDB()
 	fmt.Printf("outbox_db: %s\n", kind)
-	thr, err := relayThroughput(ctx, db, client, prefix+"t:", *events)
+	thr, err := relayThroughput(ctx, db, client, prefix+"t:", *events, *producers, *relays)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("relay_consumer_per_s: %.0f\n", thr)
+	fmt.Printf("relay_consumer_per_s: %.0f (producers %d, relays %d)\n", thr, *producers, *relays)
 	fmt.Printf("ratio_vs_xadd_plain: %.2f\n", thr/plain)
 	fmt.Printf("ratio_vs_xadd_p16: %.2f\n", thr/piped)
 
@@ -166,7 +169,7 @@ func redisBenchmark(opts *redis.Options, key string, pipelined bool) (float64, e
 		args = append(args, "-P", "16")
 	}
 	args = append(args, "XADD", key, "*", "f", "v")
-	out, err := exec.Command("redis-benchmark", args...).CombinedOutput()
+	out, err := exec.CommandContext(context.Background(), "redis-benchmark", args...).CombinedOutput() //nolint:gosec // fixed binary; the arguments come from REDIS_URL and this program
 	if err != nil {
 		return 0, fmt.Errorf("redis-benchmark: %w: %s", err, out)
 	}
@@ -236,14 +239,18 @@ func envelope(i int, at time.Time) (eventbus.Envelope, error) {
 
 // startPipeline runs a relay and a subscriber whose handler calls applied,
 // and returns the relay and a stop function.
-func startPipeline(ctx context.Context, db *bun.DB, client *redis.Client, prefix string, batch int, applied func(*eventbus.Message)) (*outbox.Relay, func(), error) {
+func startPipeline(ctx context.Context, db *bun.DB, client *redis.Client, prefix string, batch, replicas int, applied func(*eventbus.Message)) (*multiRelay, func(), error) {
 	pub, err := redisstream.NewPublisher(client, redisstream.PublisherConfig{Prefix: prefix})
 	if err != nil {
 		return nil, nil, err
 	}
-	relay, err := outbox.NewRelay(db, pub, outbox.RelayConfig{Producer: "bench", BatchSize: batch, CheckInterval: time.Hour})
-	if err != nil {
-		return nil, nil, err
+	relay := &multiRelay{}
+	for range replicas {
+		r, err := outbox.NewRelay(db, pub, outbox.RelayConfig{Producer: "bench", BatchSize: batch, CheckInterval: time.Hour})
+		if err != nil {
+			return nil, nil, err
+		}
+		relay.rs = append(relay.rs, r)
 	}
 	sub, err := redisstream.NewSubscriber(client, redisstream.SubscriberConfig{
 		Prefix: prefix, Group: "bench", Families: []string{contracts.FamilyCard}, BatchSize: 256, Block: 100 * time.Millisecond,
@@ -252,8 +259,10 @@ func startPipeline(ctx context.Context, db *bun.DB, client *redis.Client, prefix
 		return nil, nil, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	relayDone := make(chan struct{})
-	go func() { _ = relay.Run(rctx); close(relayDone) }()
+	var relayWG sync.WaitGroup
+	for _, r := range relay.rs {
+		relayWG.Go(func() { _ = r.Run(rctx) })
+	}
 	subDone := make(chan struct{})
 	go func() {
 		_ = sub.Run(ctx, func(_ context.Context, m *eventbus.Message) error { applied(m); return nil })
@@ -261,7 +270,7 @@ func startPipeline(ctx context.Context, db *bun.DB, client *redis.Client, prefix
 	}()
 	return relay, func() {
 		cancel()
-		<-relayDone
+		relayWG.Wait()
 		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c()
 		_ = sub.Shutdown(sctx)
@@ -269,16 +278,27 @@ func startPipeline(ctx context.Context, db *bun.DB, client *redis.Client, prefix
 	}, nil
 }
 
-// relayThroughput commits n events in transactions of 100 as fast as the
-// database allows while the relay and a consumer run, and returns events
-// per second from the first commit to the last event applied.
-func relayThroughput(ctx context.Context, db *bun.DB, client *redis.Client, prefix string, n int) (float64, error) {
+// multiRelay notifies every relay replica, as each service replica
+// notifies its own relay after a commit.
+type multiRelay struct{ rs []*outbox.Relay }
+
+func (m *multiRelay) Notify() {
+	for _, r := range m.rs {
+		r.Notify()
+	}
+}
+
+// relayThroughput commits n events in transactions of 100 from producers
+// goroutines as fast as the database allows while the relays and a
+// consumer run, and returns events per second from the first commit to
+// the last event applied.
+func relayThroughput(ctx context.Context, db *bun.DB, client *redis.Client, prefix string, n, producers, relays int) (float64, error) {
 	if err := resetOutbox(ctx, db); err != nil {
 		return 0, err
 	}
 	var applied atomic.Int64
 	done := make(chan struct{})
-	relay, stop, err := startPipeline(ctx, db, client, prefix, 500, func(*eventbus.Message) {
+	relay, stop, err := startPipeline(ctx, db, client, prefix, 500, relays, func(*eventbus.Message) {
 		if applied.Add(1) == int64(n) {
 			close(done)
 		}
@@ -289,19 +309,37 @@ func relayThroughput(ctx context.Context, db *bun.DB, client *redis.Client, pref
 	defer stop()
 	time.Sleep(200 * time.Millisecond) // groups created
 	start := time.Now()
-	for i := 0; i < n; i += 100 {
-		envs := make([]eventbus.Envelope, 0, 100)
-		for j := i; j < min(i+100, n); j++ {
-			env, err := envelope(j, time.Now())
-			if err != nil {
-				return 0, err
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, producers)
+	for range producers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(100)) - 100
+				if i >= n {
+					return
+				}
+				envs := make([]eventbus.Envelope, 0, 100)
+				for j := i; j < min(i+100, n); j++ {
+					env, err := envelope(j, time.Now())
+					if err != nil {
+						errs <- err
+						return
+					}
+					envs = append(envs, env)
+				}
+				if err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return outbox.Add(ctx, tx, envs...) }); err != nil {
+					errs <- err
+					return
+				}
+				relay.Notify()
 			}
-			envs = append(envs, env)
-		}
-		if err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return outbox.Add(ctx, tx, envs...) }); err != nil {
-			return 0, err
-		}
-		relay.Notify()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
 	}
 	select {
 	case <-done:
@@ -383,7 +421,7 @@ func latency(ctx context.Context, db *bun.DB, client *redis.Client, prefix strin
 	}
 	total := 500 * seconds
 	lat := make(chan time.Duration, total+100)
-	relay, stop, err := startPipeline(ctx, db, client, prefix, 100, func(m *eventbus.Message) {
+	relay, stop, err := startPipeline(ctx, db, client, prefix, 100, 1, func(m *eventbus.Message) {
 		lat <- time.Since(m.Envelope.OccurredAt)
 	})
 	if err != nil {

@@ -150,9 +150,9 @@ func dlq(ctx context.Context, o options, sub string, ids []string, out io.Writer
 			return err
 		}
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tEVENT\tTYPE\tSTREAM\tDELIVERIES\tERROR")
+		_, _ = fmt.Fprintln(w, "ID\tEVENT\tTYPE\tSTREAM\tDELIVERIES\tERROR")
 		for _, d := range dls {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Envelope.ID, d.Envelope.Type, d.Stream, d.Deliveries, oneLine(d.Error, 80))
+			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Envelope.ID, d.Envelope.Type, d.Stream, d.Deliveries, oneLine(d.Error, 80))
 		}
 		return w.Flush()
 	case "show":
@@ -178,11 +178,11 @@ func dlq(ctx context.Context, o options, sub string, ids []string, out io.Writer
 		}
 		if sub == "redrive" {
 			n, err := redisstream.Redrive(ctx, client, o.prefix, o.group, ids...)
-			fmt.Fprintf(out, "re-drove %d of %d dead letters into group %s\n", n, len(ids), o.group)
+			_, _ = fmt.Fprintf(out, "re-drove %d of %d dead letters into group %s\n", n, len(ids), o.group)
 			return err
 		}
 		n, err := redisstream.DropDeadLetters(ctx, client, o.prefix, o.group, ids...)
-		fmt.Fprintf(out, "dropped %d dead letters of group %s\n", n, o.group)
+		_, _ = fmt.Fprintf(out, "dropped %d dead letters of group %s\n", n, o.group)
 		return err
 	}
 	return usageError{"unknown dlq subcommand " + sub}
@@ -221,9 +221,9 @@ func outboxCmd(ctx context.Context, o options, sub string, args []string, out io
 			return err
 		}
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "SEQ\tEVENT\tTYPE\tCREATED\tQUARANTINED\tREASON")
+		_, _ = fmt.Fprintln(w, "SEQ\tEVENT\tTYPE\tCREATED\tQUARANTINED\tREASON")
 		for _, r := range rows {
-			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.EventID, r.Type,
+			_, _ = fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.EventID, r.Type,
 				r.CreatedAt.UTC().Format(time.RFC3339), r.At.UTC().Format(time.RFC3339), oneLine(r.Reason, 80))
 		}
 		return w.Flush()
@@ -243,7 +243,7 @@ func outboxCmd(ctx context.Context, o options, sub string, args []string, out io
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "re-queued %d outbox rows\n", n)
+		_, _ = fmt.Fprintf(out, "re-queued %d outbox rows\n", n)
 		return nil
 	}
 	return usageError{"unknown outbox subcommand " + sub}

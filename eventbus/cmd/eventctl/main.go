@@ -23,9 +23,9 @@ func main() {
 // when the command failed, 2 on a usage error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := dispatch(ctx, args, stdout); err != nil {
-		fmt.Fprintln(stderr, "eventctl:", err)
+		_, _ = fmt.Fprintln(stderr, "eventctl:", err)
 		if isUsage(err) {
-			fmt.Fprintln(stderr, "Run 'eventctl --help' for usage.")
+			_, _ = fmt.Fprintln(stderr, "Run 'eventctl --help' for usage.")
 			return 2
 		}
 		return 1

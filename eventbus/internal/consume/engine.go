@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/bugtracker/bugtracker/eventbus"
+	"github.com/bugtracker/bugtracker/eventbus/internal/backoff"
 )
 
 // ErrEntryDeleted is the Err of a delivery whose entry was deleted from
@@ -64,6 +64,10 @@ type Config struct {
 	IsTransient func(error) bool
 	Logger      *slog.Logger
 }
+
+// MaxRetriesInHand is how many failed messages a consumer keeps for local
+// retries before it stops fetching new ones.
+func MaxRetriesInHand(batchSize int64) int { return int(4 * batchSize) }
 
 // CrashLoopFactor times MaxDeliveries is how many deliveries (claims after
 // a consumer died included) an entry may get before it is dead-lettered
@@ -151,6 +155,13 @@ func (e *Engine) Run(ctx context.Context, h eventbus.Handler) error {
 		}
 		e.retryDue(ctx, h, acks)
 		e.touchRetries(ctx)
+		if len(e.retries) >= MaxRetriesInHand(e.cfg.BatchSize) {
+			// During an outage every message fails: stop fetching until
+			// the retries in hand succeed, rather than pull the whole
+			// stream into memory (TestRetriesInHandAreBounded).
+			e.pause(ctx, max(e.untilRetry(), time.Millisecond))
+			continue
+		}
 		var batch []Delivery
 		if now := time.Now(); !now.Before(nextClaim) {
 			batch, err = e.t.Claim(ctx, e.cfg.BatchSize)
@@ -173,7 +184,7 @@ func (e *Engine) Run(ctx context.Context, h eventbus.Handler) error {
 				return ctx.Err()
 			}
 			fetchFailures++
-			d := backoff(fetchFailures, e.cfg.RetryMin, e.cfg.Block)
+			d := backoff.Full(fetchFailures, e.cfg.RetryMin, e.cfg.Block)
 			e.log.Warn("eventbus: fetching messages failed", "err", err, "retry_in", d)
 			e.pause(ctx, d)
 			continue
@@ -301,7 +312,7 @@ func (e *Engine) attempt(ctx context.Context, h eventbus.Handler, r *retry, acks
 		e.deadLetter(ctx, r.d, fmt.Sprintf("handler failed %d times: %v", r.failures, err))
 		return
 	}
-	wait := backoff(r.attempts, e.cfg.RetryMin, e.cfg.RetryMax)
+	wait := backoff.Full(r.attempts, e.cfg.RetryMin, e.cfg.RetryMax)
 	r.due = time.Now().Add(wait)
 	r.d.Deliveries++
 	e.retries = append(e.retries, r)
@@ -416,20 +427,6 @@ func (e *Engine) countClaimed(batch []Delivery) {
 	for _, d := range batch {
 		metricClaimed.WithLabelValues(e.cfg.Group, d.Stream).Inc()
 	}
-}
-
-// backoff is a random wait between minD and minD*2^(attempt-1), capped at
-// maxD (exponential backoff with full jitter).
-func backoff(attempt int, minD, maxD time.Duration) time.Duration {
-	ceil := minD
-	for i := 1; i < attempt && ceil < maxD; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, maxD)
-	if ceil <= minD {
-		return minD
-	}
-	return minD + mrand.N(ceil-minD+1)
 }
 
 func logAttrs(d Delivery, extra ...any) []any {
