@@ -21,7 +21,6 @@ import (
 	"github.com/bugtracker/bugtracker/platform/servicetest"
 )
 
-
 type harness struct {
 	base   string
 	bus    *memory.Bus
