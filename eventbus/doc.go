@@ -71,8 +71,8 @@
 // The tests that prove it: TestRedisLossUnderLoadAppliedExactlyOnce (1,000
 // events, two relays of which one restarts, a stream deleted, the dataset
 // flushed, or redis-server killed with SIGKILL and restarted empty at a
-// random point while publishing goes on, on SQLite, PostgreSQL and
-// MariaDB: every event applied exactly once), TestRelayRepublishesLostStreams
+// random point while publishing goes on, each kind on one of SQLite,
+// MariaDB and PostgreSQL: every event applied exactly once), TestRelayRepublishesLostStreams
 // (a new publish after the loss does not mask it),
 // TestReplicaStartingAfterFlushRepublishes, TestRetentionCountsFromCreation,
 // TestInboxOutlivesOutboxRetention, and TestMutationNoDetectionLosesEvents,

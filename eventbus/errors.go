@@ -49,7 +49,7 @@ func Permanent(err error) error {
 // transient failures indefinitely (with backoff) and count only the others
 // toward dead-lettering, so an outage of a consumer's database does not
 // send a window of events to the dead-letter stream
-// (TestTransientFailuresAreNotDeadLettered).
+// (suite case TransientFailuresAreNotDeadLettered, run by TestSuiteRedis, TestSuiteMiniredis and the memory suite).
 func IsTransient(err error) bool {
 	if err == nil {
 		return false

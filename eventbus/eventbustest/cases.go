@@ -244,8 +244,7 @@ func testShutdown(t *testing.T, b Backend) {
 
 // testPanic: a handler that panics on one message does not kill the
 // subscriber; the panic counts as a failure, so the message is retried and
-// then dead-lettered with the panic as reason, and the others are handled
-// (TestPanickingHandlerIsRecovered names this case on every backend).
+// then dead-lettered with the panic as reason, and the others are handled.
 func testPanic(t *testing.T, b Backend) {
 	envs := events(t, 3)
 	bad := envs[1].ID
@@ -323,7 +322,7 @@ func testAckEach(t *testing.T, b Backend) {
 // testRetriesBounded: while every message fails transiently (an outage),
 // the consumer stops fetching once it holds four batches for retry, so it
 // never pulls the whole stream into memory; after the outage everything
-// is handled (TestRetriesInHandAreBounded names this case).
+// is handled.
 func testRetriesBounded(t *testing.T, b Backend) {
 	o := slow
 	o.BatchSize = 2

@@ -158,7 +158,7 @@ func (e *Engine) Run(ctx context.Context, h eventbus.Handler) error {
 		if len(e.retries) >= MaxRetriesInHand(e.cfg.BatchSize) {
 			// During an outage every message fails: stop fetching until
 			// the retries in hand succeed, rather than pull the whole
-			// stream into memory (TestRetriesInHandAreBounded).
+			// stream into memory (suite case RetriesInHandAreBounded, run by TestSuiteRedis, TestSuiteMiniredis and the memory suite).
 			e.pause(ctx, max(e.untilRetry(), time.Millisecond))
 			continue
 		}
@@ -393,7 +393,7 @@ func (e *Engine) touchRetries(ctx context.Context) {
 
 // call runs the handler with the handler timeout, turning a panic into an
 // error so that one bad message cannot kill the process with a batch
-// unacknowledged (TestPanickingHandlerIsRecovered).
+// unacknowledged (suite case PanickingHandlerIsRecovered, run by TestSuiteRedis, TestSuiteMiniredis and the memory suite).
 func (e *Engine) call(ctx context.Context, h eventbus.Handler, d Delivery) (err error) {
 	m := d.Message
 	start := time.Now()
@@ -439,7 +439,7 @@ func logAttrs(d Delivery, extra ...any) []any {
 // acker acknowledges handled messages in the background: each ack is sent
 // as soon as the previous round trip returned, together with whatever was
 // handled meanwhile, so acks never wait for the end of a batch
-// (TestAckedAsSoonAsHandled) and never cost the loop a round trip.
+// (suite case AckedAsSoonAsHandled, run by TestSuiteRedis, TestSuiteMiniredis and the memory suite) and never cost the loop a round trip.
 type acker struct {
 	e     *Engine
 	ctx   context.Context //nolint:containedctx // the acker lives exactly as long as one Run
