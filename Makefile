@@ -1,8 +1,8 @@
 # bugtracker: one Makefile for the whole workspace. `make help` lists the targets.
 
-MODULES      := platform eventbus auth comment notif gateway devstack e2e
-WIRE_MODULES := auth comment notif
-SERVICES     := auth comment notif gateway
+MODULES      := platform eventbus auth project comment notif gateway devstack e2e
+WIRE_MODULES := auth project comment notif
+SERVICES     := auth project comment notif gateway
 WIRE         := go run github.com/google/wire/cmd/wire@v0.7.0
 GOLANGCI_VERSION := 2.15.0
 GOLANGCI     := $(shell go env GOPATH)/bin/golangci-lint

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,21 +18,6 @@ import (
 	"github.com/bugtracker/bugtracker/eventbus/contracts"
 	"github.com/bugtracker/bugtracker/eventbus/redisstream"
 )
-
-// user registers and logs in through the gateway and returns the id and token.
-func (s *system) user(t *testing.T, name string) (id, token string) {
-	t.Helper()
-	email := strings.ToLower(name) + "@example.com"
-	r := s.call(t, "POST", "/api/v1/auth/register", "", fmt.Sprintf(`{"name":%q,"email":%q,"password":"correct horse battery"}`, name, email))
-	if r.status != 201 {
-		t.Fatalf("register %s: %d %s", name, r.status, r.raw)
-	}
-	r = s.call(t, "POST", "/api/v1/auth/login", "", fmt.Sprintf(`{"email":%q,"password":"correct horse battery"}`, email))
-	if r.status != 200 {
-		t.Fatalf("login %s: %d %s", name, r.status, r.raw)
-	}
-	return r.body["user"].(map[string]any)["id"].(string), r.body["accessToken"].(string)
-}
 
 // publish puts events on the system's streams as the project service would.
 func (s *system) publish(t *testing.T, events ...contracts.Aggregated) {
@@ -181,7 +165,7 @@ func projectGateway(t *testing.T, s *system) string {
 	name := randomName()
 	projectAddr, gwAddr := freeAddr(t), freeAddr(t)
 	project := startProcess(t, s.bin, "project", append(slices.Clone(s.common),
-		"PROJECT_HTTP_ADDR="+projectAddr, "PROJECT_DATABASE_URL="+mariadbDatabase(t, name),
+		"PROJECT_HTTP_ADDR="+projectAddr, "PROJECT_DATABASE_URL="+mariaDB(t, name),
 		"PROJECT_CONSUMER_NAME=project-e2e", "EVENTBUS_CLAIM_MIN_IDLE=1s"))
 	waitReady(t, project, "http://"+projectAddr+"/readyz")
 	gw := startProcess(t, s.bin, "gateway", append(slices.Clone(s.common), "GATEWAY_ADDR="+gwAddr,

@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for the test database
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -37,7 +36,7 @@ func randomName() string {
 	return "bt_e2e_" + hex.EncodeToString(b)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,14 +53,14 @@ var (
 	buildErr  error
 )
 
-func binaries(t *testing.T) string {
+func binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "bt-e2e-bin-")
 		if buildErr != nil {
 			return
 		}
-		for _, svc := range []string{"auth", "comment", "notif", "gateway"} {
+		for _, svc := range []string{"auth", "project", "comment", "notif", "gateway"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, svc), "./cmd/"+svc)
 			cmd.Dir = filepath.Join("..", svc)
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -84,38 +83,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// mariadbDatabase creates a fresh MariaDB database (dropped at cleanup) and returns
-// its URL for a service's *_DATABASE_URL.
-func mariadbDatabase(t testing.TB, name string) string {
-	t.Helper()
-	dsn := testenv.Require(t, "MYSQL_URL")
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatalf("MYSQL_URL must be a go-sql-driver DSN such as root@tcp(127.0.0.1:3306)/: %v", err)
-	}
-	admin, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
-			t.Logf("drop database: %v", err)
-		}
-		_ = admin.Close()
-	})
-	u := url.URL{Scheme: "mysql", Host: cfg.Addr, Path: "/" + name, User: url.User(cfg.User)}
-	if cfg.Passwd != "" {
-		u.User = url.UserPassword(cfg.User, cfg.Passwd)
-	}
-	return u.String()
-}
-
-// system is one running deployment: auth, comment, notif and gateway processes.
+// system is one running deployment: auth, project, comment, notif and gateway processes.
 type system struct {
 	gateway string
+	project string // the project service's own base URL, for direct comparisons
 	redis   *redis.Client
 	prefix  string
 	mailDir string
@@ -152,7 +123,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-func startProcess(t *testing.T, bin, name string, env []string) *process {
+func startProcess(t testing.TB, bin, name string, env []string) *process {
 	t.Helper()
 	p := &process{name: name, out: &bytes.Buffer{}, mu: &sync.Mutex{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(bin, name))
@@ -187,7 +158,7 @@ func startProcess(t *testing.T, bin, name string, env []string) *process {
 }
 
 // waitReady polls url until it answers 200, failing at once if the process died.
-func waitReady(t *testing.T, p *process, url string) {
+func waitReady(t testing.TB, p *process, url string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -208,7 +179,7 @@ func waitReady(t *testing.T, p *process, url string) {
 	t.Fatalf("%s never became ready", url)
 }
 
-func startSystem(t *testing.T) *system {
+func startSystem(t testing.TB) *system {
 	t.Helper()
 	pgURL := testenv.Require(t, "POSTGRES_URL")
 	redisURL := testenv.Require(t, "REDIS_URL")
@@ -251,8 +222,9 @@ func startSystem(t *testing.T) *system {
 		}
 	})
 
-	authAddr, notifAddr, gwAddr, commentAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	commentDB := mariadbDatabase(t, name)
+	projectDB := mariaDB(t, name)
+	commentDB := mariaDB(t, name+"_comment")
+	authAddr, notifAddr, gwAddr, projectAddr, commentAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	mailDir := t.TempDir()
 	common := []string{
 		"JWT_SECRET=e2e-secret-" + name + "-0123456789abcdef",
@@ -262,18 +234,21 @@ func startSystem(t *testing.T) *system {
 		"CURSOR_SECRET=e2e-cursor-" + name + "-0123456789abcdef",
 	}
 	auth := startProcess(t, bin, "auth", append(common, "AUTH_HTTP_ADDR="+authAddr, "AUTH_DATABASE_URL="+authURL.String(), "AUTH_MAIL_DIR="+mailDir))
+	project := startProcess(t, bin, "project", append(common, "PROJECT_HTTP_ADDR="+projectAddr, "PROJECT_DATABASE_URL="+projectDB))
 	notif := startProcess(t, bin, "notif", append(common, "NOTIF_HTTP_ADDR="+notifAddr, "NOTIF_MONGO_URI="+mongoURI, "NOTIF_MONGO_DATABASE="+name))
 	commentEnv := append(slices.Clone(common), "COMMENT_HTTP_ADDR="+commentAddr, "COMMENT_DATABASE_URL="+commentDB,
 		"COMMENT_CONSUMER_NAME=comment-e2e", "EVENTBUS_CLAIM_MIN_IDLE=1s")
 	comment := startProcess(t, bin, "comment", commentEnv)
 	gw := startProcess(t, bin, "gateway", append(common, "GATEWAY_ADDR="+gwAddr,
-		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr, "GATEWAY_COMMENT_URL=http://"+commentAddr))
+		"GATEWAY_AUTH_URL=http://"+authAddr, "GATEWAY_NOTIF_URL=http://"+notifAddr, "GATEWAY_PROJECT_URL=http://"+projectAddr,
+		"GATEWAY_COMMENT_URL=http://"+commentAddr))
 	waitReady(t, auth, "http://"+authAddr+"/readyz")
 	waitReady(t, notif, "http://"+notifAddr+"/readyz")
+	waitReady(t, project, "http://"+projectAddr+"/readyz")
 	waitReady(t, comment, "http://"+commentAddr+"/readyz")
 	waitReady(t, gw, "http://"+gwAddr+"/healthz")
 	return &system{
-		gateway: "http://" + gwAddr, redis: rdb, prefix: prefix, mailDir: mailDir,
+		gateway: "http://" + gwAddr, project: "http://" + projectAddr, redis: rdb, prefix: prefix, mailDir: mailDir,
 		comment: comment, commentEnv: commentEnv, bin: bin, common: common,
 		serviceURLs: map[string]string{"auth": "http://" + authAddr, "notif": "http://" + notifAddr, "comment": "http://" + commentAddr},
 	}
@@ -286,7 +261,7 @@ type reply struct {
 	body   map[string]any
 }
 
-func (s *system) call(t *testing.T, method, path, token, body string) reply {
+func (s *system) call(t testing.TB, method, path, token, body string) reply {
 	t.Helper()
 	req, err := http.NewRequest(method, s.gateway+path, strings.NewReader(body))
 	if err != nil {

@@ -92,6 +92,8 @@ func ApplyDefaults(env Env, dataDir string, services []string) {
 	env.SetDefault("AUTH_DATABASE_URL", "sqlite://"+filepath.Join(dataDir, "auth.db"))
 	env.SetDefault("AUTH_MAIL_DIR", filepath.Join(dataDir, "mail"))
 	env.SetDefault("AUTH_HTTP_ADDR", "127.0.0.1:8081")
+	env.SetDefault("PROJECT_DATABASE_URL", "sqlite://"+filepath.Join(dataDir, "project.db"))
+	env.SetDefault("PROJECT_HTTP_ADDR", "127.0.0.1:8082")
 	env.SetDefault("COMMENT_DATABASE_URL", "sqlite://"+filepath.Join(dataDir, "comment.db"))
 	env.SetDefault("COMMENT_HTTP_ADDR", "127.0.0.1:8083")
 	env.SetDefault("NOTIF_HTTP_ADDR", "127.0.0.1:8084")
@@ -99,7 +101,7 @@ func ApplyDefaults(env Env, dataDir string, services []string) {
 	env.SetDefault("GATEWAY_ADDR", ":8080")
 	env.SetDefault("LOG_LEVEL", "info")
 
-	backends := []string{"auth", "notif"}
+	backends := []string{"auth", "project", "comment", "notif"}
 	for _, s := range services {
 		if s != "gateway" && !slices.Contains(backends, s) {
 			backends = append(backends, s)

@@ -24,7 +24,7 @@ import (
 // Defaults of the launcher's own settings.
 const (
 	DefaultDataDir      = "data"
-	DefaultServices     = "auth,comment,notif,gateway"
+	DefaultServices     = "auth,project,comment,notif,gateway"
 	DefaultRedisAddr    = "127.0.0.1:0"
 	DefaultFerretAddr   = "127.0.0.1:0"
 	DefaultReadyTimeout = 60 * time.Second

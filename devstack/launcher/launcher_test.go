@@ -28,7 +28,7 @@ import (
 
 // fakeServices are the names under which the test binary is linked into a
 // temporary bin directory; run under one of them it acts as that service.
-var fakeServices = []string{"auth", "comment", "notif", "gateway"}
+var fakeServices = []string{"auth", "project", "comment", "notif", "gateway"}
 
 // reportedVars are the variables a fake service prints, one per line.
 var reportedVars = []string{
@@ -174,6 +174,7 @@ func stackEnv(t *testing.T, extra ...string) (environ []string, dataDir string) 
 		"DATA_DIR="+dataDir,
 		"DEVSTACK_BIN="+binDir,
 		"AUTH_HTTP_ADDR="+freeAddr(t),
+		"PROJECT_HTTP_ADDR="+freeAddr(t),
 		"COMMENT_HTTP_ADDR="+freeAddr(t),
 		"NOTIF_HTTP_ADDR="+freeAddr(t),
 		"GATEWAY_ADDR="+freeAddr(t),
@@ -417,11 +418,11 @@ func TestRunFailsWhenServiceNeverHealthy(t *testing.T) {
 }
 
 func TestRunMissingBinary(t *testing.T) {
-	environ, _ := stackEnv(t, "DEVSTACK_SERVICES=auth,project")
+	environ, _ := stackEnv(t, "DEVSTACK_SERVICES=auth,unbuilt")
 
 	err := launcher.Run(t.Context(), launcher.Options{Environ: environ, Stdout: io.Discard, Logger: quietLogger()})
-	if err == nil || !strings.Contains(err.Error(), "project") {
-		t.Fatalf("Run = %v, want an error naming the missing project binary", err)
+	if err == nil || !strings.Contains(err.Error(), "unbuilt") {
+		t.Fatalf("Run = %v, want an error naming the missing unbuilt binary", err)
 	}
 
 	var pathErr *os.PathError

@@ -7,7 +7,7 @@
 // Environment variables read by devstack itself:
 //
 //	DATA_DIR                directory for local state (default ./data)
-//	DEVSTACK_SERVICES       comma-separated services to run (default auth,comment,notif,gateway)
+//	DEVSTACK_SERVICES       comma-separated services to run (default auth,project,comment,notif,gateway)
 //	DEVSTACK_BIN            directory of the service binaries (default: devstack's own directory)
 //	DEVSTACK_REDIS_ADDR     listen address of the embedded Redis (default 127.0.0.1:0, a free port)
 //	DEVSTACK_FERRETDB_ADDR  listen address of the embedded FerretDB (default 127.0.0.1:0, a free port)
