@@ -4,8 +4,10 @@ package service
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/bugtracker/bugtracker/eventbus/inbox"
 	"github.com/bugtracker/bugtracker/platform/config"
 	"github.com/bugtracker/bugtracker/platform/database"
 )
@@ -23,8 +25,10 @@ type Config struct {
 	// refused by another; `make run` generates one.
 	CursorSecret string `env:"CURSOR_SECRET,required,notEmpty"`
 	// InboxRetention is how long consumed event ids are remembered for
-	// deduplication; it must exceed the producers' outbox retention (72h).
-	InboxRetention time.Duration `env:"COMMENT_INBOX_RETENTION" envDefault:"168h"`
+	// deduplication; it must be at least inbox.MinRetention (240h: the producers'
+	// outbox retention of 72h plus a week of redelivery delay), which Prune keeps
+	// anyway.
+	InboxRetention time.Duration `env:"COMMENT_INBOX_RETENTION" envDefault:"240h"`
 	// ConsumerName names this replica in the consumer group; empty means
 	// hostname-pid-random, unique per process.
 	ConsumerName string `env:"COMMENT_CONSUMER_NAME"`
@@ -51,8 +55,8 @@ func (c Config) Validate() error {
 	if len(c.CursorSecret) < 32 {
 		return errors.New("CURSOR_SECRET: must be at least 32 characters")
 	}
-	if c.InboxRetention < 96*time.Hour {
-		return errors.New("COMMENT_INBOX_RETENTION: must be at least 96h (the outbox keeps events 72h)")
+	if c.InboxRetention < inbox.MinRetention {
+		return fmt.Errorf("COMMENT_INBOX_RETENTION: must be at least %s (the outbox keeps events 72h)", inbox.MinRetention)
 	}
 	if c.ClaimMinIdle < 100*time.Millisecond {
 		return errors.New("EVENTBUS_CLAIM_MIN_IDLE: must be at least 100ms")

@@ -8,6 +8,7 @@ import (
 	"github.com/bugtracker/bugtracker/comment/adapters/bunrepo"
 	"github.com/bugtracker/bugtracker/comment/app"
 	"github.com/bugtracker/bugtracker/comment/service"
+	"github.com/bugtracker/bugtracker/eventbus/inbox"
 	"github.com/bugtracker/bugtracker/platform/database"
 	"github.com/bugtracker/bugtracker/platform/database/dbtest"
 	"github.com/bugtracker/bugtracker/platform/servicetest"
@@ -28,11 +29,11 @@ func TestInboxPrunerForgetsOnlyOldEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.ExecContext(ctx, "UPDATE processed_events SET processed_at = ? WHERE event_id = 'old'", time.Now().UTC().Add(-200*time.Hour)); err != nil {
+	if _, err := db.ExecContext(ctx, "UPDATE processed_events SET processed_at = ? WHERE event_id = 'old'", time.Now().UTC().Add(-inbox.MinRetention-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
-	p := &service.InboxPruner{Repo: repo, Retention: 168 * time.Hour, Every: time.Hour, Log: servicetest.Discard()}
+	p := &service.InboxPruner{Repo: repo, Retention: inbox.MinRetention, Every: time.Hour, Log: servicetest.Discard()}
 	done := make(chan error, 1)
 	go func() { done <- p.Run(runCtx) }()
 	deadline := time.Now().Add(5 * time.Second)

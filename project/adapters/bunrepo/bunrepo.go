@@ -578,10 +578,11 @@ func (t *tx) Publish(ctx context.Context, envs ...eventbus.Envelope) error {
 	return outbox.Add(ctx, t.tx, envs...)
 }
 
-// InboxRetention is how long consumed event ids are remembered: longer than the
-// outbox retention of every producer (72h) plus the longest redelivery delay, so a
-// republished event still finds its record (see package inbox).
-const InboxRetention = 7 * 24 * time.Hour
+// InboxRetention is how long consumed event ids are remembered: the inbox's own
+// floor, which exceeds the outbox retention of every producer (72h) by a week of
+// redelivery delay, so a republished event still finds its record (see package
+// inbox).
+const InboxRetention = inbox.MinRetention
 
 // Pruner deletes inbox records older than InboxRetention every interval, so the
 // processed_events table stays bounded however many events arrive.
