@@ -13,11 +13,20 @@
 #
 # Environment: FERRETDB_ADDR  listen address (default 127.0.0.1:27017)
 #              FERRETDB_WAIT  seconds to wait for a started server (default 30)
+#              FERRETDB_GOGC  GOGC of the started server (default 400)
+#
+# FerretDB v1 decodes every stored document of a collection for each query but an
+# _id lookup (it uses no index), allocating heavily: with the default GOGC=100 a
+# third of its CPU goes to the garbage collector. Serving the same notification
+# list workload (1,000 documents per query, 16 clients), bin/ferretdb used 21.6 s
+# of CPU with GOGC=400 against 32.4 s with the default, for 177 MB resident
+# instead of 55 MB.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ADDR=${FERRETDB_ADDR:-127.0.0.1:27017}
 WAIT_SECONDS=${FERRETDB_WAIT:-30}
+GC_PERCENT=${FERRETDB_GOGC:-400}
 TMP_DIR=$ROOT/.tmp
 # A server on another address gets files of its own, so two never share them.
 SUFFIX=""
@@ -89,7 +98,7 @@ start() {
 
 		# setsid and nohup detach it from this shell's session and hangups;
 		# no inherited stdin/stdout/stderr, so nobody waits on its pipes.
-		setsid nohup "$BIN" -listen "$ADDR" -sqlite-dir "$DATA_DIR" </dev/null >>"$LOG_FILE" 2>&1 &
+		GOGC=$GC_PERCENT setsid nohup "$BIN" -listen "$ADDR" -sqlite-dir "$DATA_DIR" </dev/null >>"$LOG_FILE" 2>&1 &
 		pid=$!
 		echo "$pid" >"$PID_FILE"
 		log "started pid $pid on $ADDR (log $LOG_FILE)"

@@ -97,6 +97,17 @@ var ddl = sqlddl.Statements{
 			quarantine_reason TEXT NULL)`,
 		`CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON outbox (published_at, seq)`,
 		`CREATE INDEX IF NOT EXISTS outbox_stream_idx ON outbox (stream, seq)`,
+		// The relay's lease reads the oldest pending rows in seq order. On
+		// (published_at, seq) PostgreSQL cannot take that order from the
+		// index for IS NULL, so it read every pending row and every dead
+		// index entry that earlier leases and marks left behind, in a
+		// bitmap scan that never prunes them: each lease cost grew with
+		// the table. This partial index holds only pending rows in seq
+		// order, so a lease reads about BatchSize entries, and its plain
+		// index scan marks dead entries as it passes them. Its predicate
+		// names only a first-release column, so that it can be created on
+		// an old table before upgrade adds the others.
+		`CREATE INDEX IF NOT EXISTS outbox_pending_idx ON outbox (seq) WHERE published_at IS NULL`,
 	},
 	dialect.MySQL: {
 		`CREATE TABLE IF NOT EXISTS outbox (

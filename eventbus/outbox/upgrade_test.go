@@ -14,7 +14,8 @@ import (
 
 // TestCreateTableUpgradesOldTable: a table created by the first release
 // (without epoch, lease and quarantine columns) gets them from CreateTable,
-// also inside a transaction, and the relay then publishes its rows.
+// also inside a transaction, on PostgreSQL the partial index of pending
+// rows the lease reads, and the relay then publishes its rows.
 func TestCreateTableUpgradesOldTable(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
@@ -28,6 +29,17 @@ func TestCreateTableUpgradesOldTable(t *testing.T) {
 		}
 		if err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return outbox.CreateTable(ctx, tx) }); err != nil {
 			t.Fatalf("upgrading inside a transaction: %v", err)
+		}
+		if db.Dialect().Name() == dialect.PG {
+			// The relay's lease depends on this index to read about a
+			// batch of entries instead of every pending row and dead entry.
+			var n int
+			if err := db.NewRaw("SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'outbox' AND indexname = 'outbox_pending_idx'").Scan(ctx, &n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 {
+				t.Fatal("CreateTable did not add outbox_pending_idx to an old table")
+			}
 		}
 		bus := memory.New()
 		r := startRelay(t, db, bus)
