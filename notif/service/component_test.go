@@ -16,28 +16,8 @@ import (
 	"github.com/bugtracker/bugtracker/notif/adapters/memrepo"
 	"github.com/bugtracker/bugtracker/notif/service"
 	"github.com/bugtracker/bugtracker/platform/authn"
-	"github.com/bugtracker/bugtracker/platform/config"
 	"github.com/bugtracker/bugtracker/platform/servicetest"
 )
-
-// testKeys returns auth's stand-in: a signing key and the JWK Set notif is
-// configured with (what JWT_PUBLIC_KEYS_FILE would hold).
-func testKeys(t *testing.T) (authn.SigningKey, string) {
-	t.Helper()
-	key, err := authn.GenerateSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := authn.NewKeySet(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, string(jwks)
-}
 
 type harness struct {
 	base   string
@@ -49,15 +29,15 @@ type harness struct {
 
 func start(t *testing.T) *harness {
 	t.Helper()
-	key, jwks := testKeys(t)
-	cfg := service.Config{Common: config.Common{JWTPublicKeys: jwks, JWTIssuer: "bugtracker-auth", JWTAudience: "bugtracker"}}
+	tokens := servicetest.NewTokens(t)
+	cfg := service.Config{Common: tokens.Common}
 	h := &harness{bus: memory.New(), store: memrepo.New(), revs: authn.NewMemoryRevocations()}
 	svc, err := service.BuildForComponentTest(cfg, servicetest.Discard(), h.store, h.bus, h.revs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.base = servicetest.Start(t, svc.HTTP, svc.Components())
-	h.signer, _ = authn.NewSigner(key, authn.Parties{Issuer: "bugtracker-auth", Audience: "bugtracker"}, time.Minute)
+	h.signer = tokens.Signer
 	return h
 }
 
