@@ -139,15 +139,7 @@ func provideMailer(cfg Config) (app.Mailer, error) {
 }
 
 func provideDB(ctx context.Context, cfg Config) (*bun.DB, func(), error) {
-	db, err := database.Open(ctx, cfg.DatabaseURL, cfg.Pool)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := database.Migrate(ctx, db, bunrepo.Migrations); err != nil {
-		_ = db.Close()
-		return nil, nil, err
-	}
-	return db, func() { _ = db.Close() }, nil
+	return database.OpenMigrated(ctx, cfg.DatabaseURL, cfg.Pool, bunrepo.Migrations)
 }
 
 func providePublisher(client redis.UniversalClient, cfg Config, log *slog.Logger) (*redisstream.Publisher, error) {

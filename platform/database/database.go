@@ -217,3 +217,18 @@ func lockWithRetry(ctx context.Context, m *migrate.Migrator) error {
 		}
 	}
 }
+
+// OpenMigrated opens the database at rawURL and applies migrations, in the shape a
+// Wire provider returns: the handle and a cleanup that closes it. A failed migration
+// closes the handle before returning, so no pool is left behind.
+func OpenMigrated(ctx context.Context, rawURL string, pool Pool, migrations *migrate.Migrations) (*bun.DB, func(), error) {
+	db, err := Open(ctx, rawURL, pool)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := Migrate(ctx, db, migrations); err != nil {
+		_ = db.Close()
+		return nil, nil, err
+	}
+	return db, func() { _ = db.Close() }, nil
+}
