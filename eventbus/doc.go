@@ -58,11 +58,15 @@
 //     no shared marker: whichever relay looks first queues the rows,
 //     whichever created the epoch. Concurrent relays may create two epochs
 //     for one stream; both count, and the worst a race does is republish
-//     rows that were not lost, which consumers skip.
-//   - A stream whose last generated id is below the id of a row marked
-//     published before the check started (a store restored from an older
-//     snapshot, where epochs survive but recent entries do not) has its
-//     rows queued again as well.
+//     rows that were not lost, which consumers skip. The check costs index
+//     probes, not a read of every row within retention: it lists the
+//     epochs the family's rows were recorded under with a loose scan of
+//     the (stream, epoch, seq) index and re-queues the rows of the lost
+//     ones only (TestMaintenanceCostDoesNotGrowWithTheTable).
+//   - A stream whose last generated id is below the id of the newest row of
+//     a live epoch marked published before the check started (a store
+//     restored from an older snapshot, where epochs survive but recent
+//     entries do not) has its rows queued again as well.
 //
 // Retention counts from an event's creation, never from a republication,
 // and the inbox keeps its records longer than any event can be

@@ -15,3 +15,6 @@ func Lease(ctx context.Context, r *Relay, owner string) ([]int64, error) {
 	}
 	return seqs, err
 }
+
+// Maintain runs one round of loss check, trimming and pruning.
+func Maintain(ctx context.Context, r *Relay) { r.maintain(ctx) }

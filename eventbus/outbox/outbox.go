@@ -95,8 +95,9 @@ var ddl = sqlddl.Statements{
 			lease_owner VARCHAR(100) NULL,
 			quarantined_at TIMESTAMPTZ NULL,
 			quarantine_reason TEXT NULL)`,
-		`CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON outbox (published_at, seq)`,
-		`CREATE INDEX IF NOT EXISTS outbox_stream_idx ON outbox (stream, seq)`,
+		// outbox_pending_idx below serves the lease on PostgreSQL; this
+		// index of earlier releases only cost every insert and mark.
+		`DROP INDEX IF EXISTS outbox_unpublished_idx`,
 		// The relay's lease reads the oldest pending rows in seq order. On
 		// (published_at, seq) PostgreSQL cannot take that order from the
 		// index for IS NULL, so it read every pending row and every dead
@@ -125,7 +126,6 @@ var ddl = sqlddl.Statements{
 			quarantined_at DATETIME(6) NULL,
 			quarantine_reason TEXT NULL)`,
 		`CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON outbox (published_at, seq)`,
-		`CREATE INDEX IF NOT EXISTS outbox_stream_idx ON outbox (stream, seq)`,
 	},
 	dialect.SQLite: {
 		`CREATE TABLE IF NOT EXISTS outbox (
@@ -143,7 +143,27 @@ var ddl = sqlddl.Statements{
 			quarantined_at TIMESTAMP NULL,
 			quarantine_reason TEXT NULL)`,
 		`CREATE INDEX IF NOT EXISTS outbox_unpublished_idx ON outbox (published_at, seq)`,
-		`CREATE INDEX IF NOT EXISTS outbox_stream_idx ON outbox (stream, seq)`,
+	},
+}
+
+// afterUpgrade runs once upgrade added the columns it names. The stream
+// and epoch index serves the loss check, which lists the epochs a family's
+// rows were published under and re-queues the rows of a lost one, and the
+// rollback check, which reads the newest row of the current epoch: each
+// reads the index entries of one epoch instead of every row within
+// retention. It replaces the (stream, seq) index of earlier releases.
+var afterUpgrade = sqlddl.Statements{
+	dialect.PG: {
+		`CREATE INDEX IF NOT EXISTS outbox_stream_epoch_idx ON outbox (stream, epoch, seq)`,
+		`DROP INDEX IF EXISTS outbox_stream_idx`,
+	},
+	dialect.MySQL: {
+		`CREATE INDEX IF NOT EXISTS outbox_stream_epoch_idx ON outbox (stream, epoch, seq)`,
+		`DROP INDEX IF EXISTS outbox_stream_idx ON outbox`,
+	},
+	dialect.SQLite: {
+		`CREATE INDEX IF NOT EXISTS outbox_stream_epoch_idx ON outbox (stream, epoch, seq)`,
+		`DROP INDEX IF EXISTS outbox_stream_idx`,
 	},
 }
 
@@ -156,7 +176,13 @@ func CreateTable(ctx context.Context, db bun.IDB) error {
 	if err := sqlddl.Exec(ctx, db, ddl); err != nil {
 		return fmt.Errorf("outbox: create table: %w", err)
 	}
-	return upgrade(ctx, db)
+	if err := upgrade(ctx, db); err != nil {
+		return err
+	}
+	if err := sqlddl.Exec(ctx, db, afterUpgrade); err != nil {
+		return fmt.Errorf("outbox: create indexes: %w", err)
+	}
+	return nil
 }
 
 // upgrade adds the missing columns of addedColumns. The catalog query

@@ -486,14 +486,33 @@ func (r *Relay) maintain(ctx context.Context) {
 			}
 		}
 	}
-	cutoff := time.Now().UTC().Add(-r.cfg.Retention)
-	if err := r.write(ctx, func(ctx context.Context, db bun.IDB) error {
-		_, err := db.NewDelete().Model((*row)(nil)).
-			Where("published_at IS NOT NULL").Where("created_at < ?", cutoff).Exec(ctx)
-		return err
-	}); err != nil && ctx.Err() == nil {
+	if err := r.prune(ctx); err != nil && ctx.Err() == nil {
 		r.log.Warn("eventbus: outbox prune failed", "err", err)
 	}
+}
+
+// prune deletes the published rows created before retention. Rows are
+// numbered in about the order they were created, so the first row still
+// within retention bounds the primary-key range to look at: the cost is
+// that of the rows pruned (and of the old ones kept, pending or
+// quarantined), not of the table.
+func (r *Relay) prune(ctx context.Context) error {
+	cutoff := time.Now().UTC().Add(-r.cfg.Retention)
+	var bound []int64
+	if err := r.db.NewSelect().Model((*row)(nil)).ColumnExpr("seq").
+		Where("created_at >= ?", cutoff).Order("seq").Limit(1).Scan(ctx, &bound); err != nil {
+		return err
+	}
+	return r.write(ctx, func(ctx context.Context, db bun.IDB) error {
+		q := db.NewDelete().Model((*row)(nil)).Where("published_at IS NOT NULL").Where("created_at < ?", cutoff)
+		if len(bound) > 0 {
+			// An old row numbered above the bound (its transaction
+			// committed after younger ones) waits for a later round.
+			q = q.Where("seq < ?", bound[0])
+		}
+		_, err := q.Exec(ctx)
+		return err
+	})
 }
 
 // checkFamily compares what the outbox says was published to family's
@@ -526,24 +545,37 @@ func (r *Relay) checkFamily(ctx context.Context, family string) error {
 		return nil
 	}
 	cutoff := time.Now().UTC().Add(-r.cfg.Retention)
-	var n int64
-	err = r.write(ctx, func(ctx context.Context, db bun.IDB) error {
-		res, err := db.NewUpdate().Model((*row)(nil)).
-			Set("published_at = NULL").Set("stream_id = NULL").Set("epoch = NULL").
-			Where("stream = ?", family).Where("published_at IS NOT NULL").Where("created_at >= ?", cutoff).
-			WhereGroup(" AND ", func(q *bun.UpdateQuery) *bun.UpdateQuery {
-				return q.Where("epoch IS NULL").WhereOr("epoch NOT IN (?)", bun.List(epochs))
-			}).Exec(ctx)
-		if err == nil {
-			n, _ = res.RowsAffected()
-		}
-		return err
-	})
+	used, err := r.usedEpochs(ctx, family)
 	if err != nil {
-		return fmt.Errorf("queue lost rows of %s: %w", family, err)
+		return fmt.Errorf("list epochs of %s: %w", family, err)
+	}
+	var n int64
+	for _, e := range used {
+		if e.Valid && slices.Contains(epochs, e.String) {
+			continue
+		}
+		err = r.write(ctx, func(ctx context.Context, db bun.IDB) error {
+			q := db.NewUpdate().Model((*row)(nil)).
+				Set("published_at = NULL").Set("stream_id = NULL").Set("epoch = NULL").
+				Where("stream = ?", family).Where("published_at IS NOT NULL").Where("created_at >= ?", cutoff)
+			if e.Valid {
+				q = q.Where("epoch = ?", e.String)
+			} else {
+				q = q.Where("epoch IS NULL")
+			}
+			res, err := q.Exec(ctx)
+			if err == nil {
+				m, _ := res.RowsAffected()
+				n += m
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("queue lost rows of %s: %w", family, err)
+		}
 	}
 	if n == 0 {
-		n, err = r.checkRollback(ctx, family, lastID, started, cutoff)
+		n, err = r.checkRollback(ctx, family, lastID, epochs, started, cutoff)
 		if err != nil {
 			return err
 		}
@@ -557,13 +589,40 @@ func (r *Relay) checkFamily(ctx context.Context, family string) error {
 	return nil
 }
 
-// checkRollback queues the family's rows again when the newest row marked
-// published before the check started has an id beyond the stream's last
-// generated id, which only a store restored from an older snapshot shows.
+// usedEpochs lists the distinct epochs (NULL included) of family's rows
+// with a loose scan of outbox_stream_epoch_idx: one index probe per epoch,
+// however many rows each holds.
+func (r *Relay) usedEpochs(ctx context.Context, family string) ([]sql.NullString, error) {
+	var out []sql.NullString
+	var hasNull int
+	if err := r.db.NewRaw("SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE stream = ? AND epoch IS NULL AND published_at IS NOT NULL LIMIT 1) AS x", family).Scan(ctx, &hasNull); err != nil {
+		return nil, err
+	}
+	if hasNull > 0 {
+		out = append(out, sql.NullString{})
+	}
+	var epochs []string
+	if err := r.db.NewRaw(`WITH RECURSIVE e (epoch) AS (
+			SELECT MIN(epoch) FROM outbox WHERE stream = ?
+			UNION ALL
+			SELECT (SELECT MIN(o.epoch) FROM outbox AS o WHERE o.stream = ? AND o.epoch > e.epoch) FROM e WHERE e.epoch IS NOT NULL)
+		SELECT epoch FROM e WHERE epoch IS NOT NULL`, family, family).Scan(ctx, &epochs); err != nil {
+		return nil, err
+	}
+	for _, e := range epochs {
+		out = append(out, sql.NullString{String: e, Valid: true})
+	}
+	return out, nil
+}
+
+// checkRollback queues the family's rows again when the newest row (by
+// seq) of a live epoch that was marked published before the check started
+// has an id beyond the stream's last generated id, which only a store
+// restored from an older snapshot shows.
 // Rows marked later may carry ids the stream generated after lastID was
 // read, so they are left out (with a second of margin for clock skew
 // between replicas).
-func (r *Relay) checkRollback(ctx context.Context, family, lastID string, started, cutoff time.Time) (int64, error) {
+func (r *Relay) checkRollback(ctx context.Context, family, lastID string, epochs []string, started, cutoff time.Time) (int64, error) {
 	if lastID == "" {
 		return 0, nil
 	}
@@ -571,18 +630,24 @@ func (r *Relay) checkRollback(ctx context.Context, family, lastID string, starte
 	if err != nil {
 		return 0, err
 	}
-	var newest []row
-	if err := r.db.NewSelect().Model(&newest).Column("stream_id").
-		Where("stream = ?", family).Where("published_at < ?", started.Add(-time.Second)).Where("stream_id IS NOT NULL").
-		OrderExpr("published_at DESC").Limit(1).Scan(ctx); err != nil {
-		return 0, err
+	rolledBack := false
+	for _, e := range epochs {
+		var newest []row
+		if err := r.db.NewSelect().Model(&newest).Column("stream_id").
+			Where("stream = ?", family).Where("epoch = ?", e).
+			Where("published_at < ?", started.Add(-time.Second)).Where("stream_id IS NOT NULL").
+			Order("seq DESC").Limit(1).Scan(ctx); err != nil {
+			return 0, err
+		}
+		if len(newest) == 0 {
+			continue
+		}
+		if id, err := streamid.Parse(newest[0].StreamID); err == nil && last.Less(id) {
+			rolledBack = true // an id we cannot parse is not evidence of a loss
+		}
 	}
-	if len(newest) == 0 {
+	if !rolledBack {
 		return 0, nil
-	}
-	id, err := streamid.Parse(newest[0].StreamID)
-	if err != nil || !last.Less(id) {
-		return 0, nil //nolint:nilerr // an id we cannot parse is not evidence of a loss
 	}
 	var n int64
 	err = r.write(ctx, func(ctx context.Context, db bun.IDB) error {

@@ -205,6 +205,11 @@ func openDB(ctx context.Context, kind string) (*bun.DB, string, func(), error) {
 		if err != nil {
 			return nil, "", nil, err
 		}
+		// The services' pool (platform/database): database/sql keeps only
+		// two idle connections by default, so the producers and relays
+		// would open a new PostgreSQL backend for most transactions.
+		sqldb.SetMaxOpenConns(20)
+		sqldb.SetMaxIdleConns(10)
 		db := bun.NewDB(sqldb, pgdialect.New())
 		return db, "postgres", func() {
 			_ = db.Close()
@@ -227,8 +232,10 @@ func openDB(ctx context.Context, kind string) (*bun.DB, string, func(), error) {
 
 // resetOutbox gives each run an empty outbox table.
 func resetOutbox(ctx context.Context, db *bun.DB) error {
-	if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS outbox"); err != nil {
-		return err
+	for _, t := range []string{"outbox", "outbox_lease"} {
+		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
+			return err
+		}
 	}
 	return outbox.CreateTable(ctx, db)
 }
