@@ -20,7 +20,7 @@ TEST_ENV := REDIS_URL='$(TEST_REDIS_URL)' POSTGRES_URL='$(TEST_POSTGRES_URL)' \
 
 GO_TEST_FLAGS ?= -race -count=1
 
-.PHONY: help run build test servers check-generate check-compose generate vet lint test-modules tidy clean bench-events bench-gateway
+.PHONY: help run build test servers check-generate check-compose generate vet lint test-modules tidy clean bench-events bench-gateway bench-notif
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ test-modules: ## Run each module's tests on its own (GOWORK=off), as a user of t
 
 bench-events: ## Event bus figures on the real Redis and PostgreSQL (relay+consumer vs redis-benchmark XADD, vs a naive loop, latency at 500/s).
 	cd eventbus && $(TEST_ENV) GOWORK=off go run ./cmd/eventbench
+
+bench-notif: servers ## A page of 20 of a user's 1,000 notifications at 16 clients, through the gateway beside notif directly: req/s, p50, p99.
+	$(TEST_ENV) go -C e2e test -tags bench -run TestLoadListNotifications -count=1 -v .
 
 tidy: ## go mod tidy in every module.
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy) || exit 1; done

@@ -7,9 +7,11 @@
 // for the project service, the gateway and the ceiling proxy; registers a user and
 // logs in; then drives each target with wrk, saturated (-c16) and unsaturated
 // (-c1), on GET /api/v1/auth/me with the token and on the trivial route
-// GET /api/v1/cards/{id}. It prints req/s, p50, p99, the CPU time per request of
-// the gateway (or ceiling) process, the gateway's allocations per request and
-// resident memory, and the ratio lines.
+// GET /api/v1/cards/{id}, in interleaved rounds (each round starts with another
+// target). It prints req/s, p50, p99, the CPU time per request of the gateway (or
+// ceiling) process, the gateway's allocations per request and resident memory, per
+// round and as medians, and the ratio lines: medians over rounds of the ratio
+// within a round.
 package main
 
 import (
@@ -32,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -122,11 +125,15 @@ type result struct {
 
 func run() error {
 	bin := flag.String("bin", "bin", "directory with the auth and gateway binaries")
-	satDur := flag.Duration("d", 8*time.Second, "duration of each saturated run")
-	unsatDur := flag.Duration("d1", 5*time.Second, "duration of each unsaturated run")
+	satDur := flag.Duration("d", 5*time.Second, "duration of each saturated run")
+	unsatDur := flag.Duration("d1", 3*time.Second, "duration of each unsaturated run")
 	pgURL := flag.String("postgres", envOr("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL admin URL")
+	rounds := flag.Int("rounds", 5, "interleaved rounds of direct, gateway and ceiling per route and mode")
 	redisURL := flag.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
 	flag.Parse()
+	if *rounds < 1 {
+		return errors.New("-rounds must be at least 1")
+	}
 
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk not found: apt-get install -y wrk")
@@ -227,48 +234,87 @@ func run() error {
 		{"unsaturated (wrk -t1 -c1)", 1, 1, *unsatDur},
 	}
 	type key struct{ route, mode, target string }
-	res := map[key]result{}
-	fmt.Printf("gateway benchmark: %d CPUs shared by client, gateway and services; wrk %s each\n", numCPU(), satDur)
+	// Every round runs the three targets back to back, starting with a
+	// different one each round, so that drift of the shared cores (and the
+	// position in a round) weighs on all three alike; each ratio is taken
+	// within a round, and the figures reported are medians over rounds.
+	res := map[key][]result{}
+	targets := []struct {
+		name string
+		proc *exec.Cmd
+	}{{"direct", nil}, {"gateway", gw}, {"ceiling", ceil}}
+	fmt.Printf("gateway benchmark: %d CPUs shared by client, gateway and services; wrk %s (saturated) and %s (unsaturated) each, %d interleaved rounds\n",
+		numCPU(), satDur, unsatDur, *rounds)
 	for _, rt := range routes {
 		for _, m := range modes {
 			fmt.Printf("\n%s, %s\n", rt.name, m.name)
-			fmt.Printf("  %-8s %10s %9s %9s %11s %10s %8s\n", "target", "req/s", "p50", "p99", "cpu us/req", "allocs/req", "rss MB")
-			for _, tg := range []struct {
-				name string
-				addr string
-				proc *exec.Cmd
-			}{{"direct", rt.direct, nil}, {"gateway", gwAddr, gw}, {"ceiling", ceilAddr, ceil}} {
-				r, err := measure(tg.addr, rt.path, rt.header, m.threads, m.conns, m.dur, tg.proc, adminAddr, tg.name == "gateway")
-				if err != nil {
-					return err
+			fmt.Printf("  %-8s %5s %10s %9s %9s %11s %10s %8s\n", "target", "round", "req/s", "p50", "p99", "cpu us/req", "allocs/req", "rss MB")
+			for round := range *rounds {
+				for i := range targets {
+					tg := targets[(i+round)%len(targets)]
+					addr := map[string]string{"direct": rt.direct, "gateway": gwAddr, "ceiling": ceilAddr}[tg.name]
+					r, err := measure(addr, rt.path, rt.header, m.threads, m.conns, m.dur, tg.proc, adminAddr, tg.name == "gateway")
+					if err != nil {
+						return err
+					}
+					k := key{rt.name, m.name, tg.name}
+					res[k] = append(res[k], r)
+					fmt.Printf("  %-8s %5d %10.0f %9s %9s %11s %10s %8s\n", tg.name, round+1, r.rps, us(r.p50), us(r.p99),
+						orDash(r.cpuPerRq > 0, fmt.Sprintf("%.0f", float64(r.cpuPerRq.Nanoseconds())/1000)),
+						orDash(r.allocs > 0, fmt.Sprintf("%.1f", r.allocs)), orDash(r.rssMB > 0, fmt.Sprintf("%.0f", r.rssMB)))
+					if r.errors > 0 {
+						fmt.Printf("  !! %d non-2xx answers or socket errors\n", r.errors)
+					}
 				}
-				res[key{rt.name, m.name, tg.name}] = r
-				fmt.Printf("  %-8s %10.0f %9s %9s %11s %10s %8s\n", tg.name, r.rps, us(r.p50), us(r.p99),
-					orDash(r.cpuPerRq > 0, fmt.Sprintf("%.0f", float64(r.cpuPerRq.Nanoseconds())/1000)),
-					orDash(r.allocs > 0, fmt.Sprintf("%.1f", r.allocs)), orDash(r.rssMB > 0, fmt.Sprintf("%.0f", r.rssMB)))
-				if r.errors > 0 {
-					fmt.Printf("  !! %d non-2xx answers or socket errors\n", r.errors)
-				}
+			}
+			for _, tg := range targets {
+				rs := res[key{rt.name, m.name, tg.name}]
+				fmt.Printf("  %-8s %5s %10.0f %9s %9s %11s\n", tg.name, "med", median(rs, func(r result) float64 { return r.rps }),
+					us(time.Duration(median(rs, func(r result) float64 { return float64(r.p50) }))),
+					us(time.Duration(median(rs, func(r result) float64 { return float64(r.p99) }))),
+					orDash(tg.proc != nil, fmt.Sprintf("%.0f", median(rs, func(r result) float64 { return float64(r.cpuPerRq.Nanoseconds()) / 1000 }))))
 			}
 		}
 	}
 
 	me, triv := routes[0].name, routes[1].name
 	sat, unsat := modes[0].name, modes[1].name
-	ratio := func(route, a, b string) float64 { return res[key{route, sat, a}].rps / res[key{route, sat, b}].rps }
-	added := func(route string) time.Duration {
-		return res[key{route, unsat, "gateway"}].p50 - res[key{route, unsat, "direct"}].p50
+	perRound := func(f func(i int) float64) float64 {
+		vals := make([]float64, *rounds)
+		for i := range vals {
+			vals[i] = f(i)
+		}
+		sort.Float64s(vals)
+		return vals[len(vals)/2]
 	}
-	fmt.Printf("\nsummary (saturated ratios of req/s; added p50 unsaturated)\n")
+	ratio := func(route, a, b string) float64 {
+		return perRound(func(i int) float64 { return res[key{route, sat, a}][i].rps / res[key{route, sat, b}][i].rps })
+	}
+	added := func(route string) time.Duration {
+		return time.Duration(perRound(func(i int) float64 {
+			return float64(res[key{route, unsat, "gateway"}][i].p50 - res[key{route, unsat, "direct"}][i].p50)
+		}))
+	}
+	fmt.Printf("\nsummary (medians over rounds of the saturated req/s ratio within a round; added p50 unsaturated)\n")
 	fmt.Printf("trivial_ratio_vs_direct: %.2f\n", ratio(triv, "gateway", "direct"))
 	fmt.Printf("trivial_ratio_vs_ceiling: %.2f\n", ratio(triv, "gateway", "ceiling"))
 	fmt.Printf("ceiling_ratio_vs_direct_me: %.2f\n", ratio(me, "ceiling", "direct"))
 	fmt.Printf("added_p50_me_us: %s\n", us(added(me)))
 	fmt.Printf("added_p50_trivial_us: %s\n", us(added(triv)))
-	fmt.Printf("gateway_allocs_per_request: %.1f\n", res[key{me, sat, "gateway"}].allocs)
+	fmt.Printf("gateway_allocs_per_request: %.1f\n", median(res[key{me, sat, "gateway"}], func(r result) float64 { return r.allocs }))
 	fmt.Printf("ratio_vs_direct: %.2f\n", ratio(me, "gateway", "direct"))
 	fmt.Printf("ratio_vs_ceiling: %.2f\n", ratio(me, "gateway", "ceiling"))
 	return nil
+}
+
+// median returns the median of f over rs.
+func median(rs []result, f func(result) float64) float64 {
+	vals := make([]float64, len(rs))
+	for i, r := range rs {
+		vals[i] = f(r)
+	}
+	sort.Float64s(vals)
+	return vals[len(vals)/2]
 }
 
 // measure runs wrk against addr and, for a proxy process, reads its CPU time (and
