@@ -61,7 +61,7 @@
 //     rows that were not lost, which consumers skip. The check costs index
 //     probes, not a read of every row within retention: it lists the
 //     epochs the family's rows were recorded under with a loose scan of
-//     the (stream, epoch, seq) index and re-queues the rows of the lost
+//     the (stream, epoch, published_at) index and re-queues the rows of the lost
 //     ones only (TestMaintenanceCostDoesNotGrowWithTheTable).
 //   - A stream whose last generated id is below the id of the newest row of
 //     a live epoch marked published before the check started (a store

@@ -146,23 +146,25 @@ var ddl = sqlddl.Statements{
 	},
 }
 
-// afterUpgrade runs once upgrade added the columns it names. The stream
-// and epoch index serves the loss check, which lists the epochs a family's
-// rows were published under and re-queues the rows of a lost one, and the
-// rollback check, which reads the newest row of the current epoch: each
-// reads the index entries of one epoch instead of every row within
-// retention. It replaces the (stream, seq) index of earlier releases.
+// afterUpgrade runs once upgrade added the columns it names. The stream,
+// epoch and published_at index serves the maintenance every relay runs
+// every CheckInterval, so that its cost does not grow with the table: the
+// loss check lists the epochs a family's rows were published under with one
+// index probe per epoch and re-queues the rows of a lost one, the check for
+// rows of earlier releases reads only published rows without an epoch, and
+// the rollback check reads the row of each live epoch published last. It
+// replaces the (stream, seq) index of earlier releases.
 var afterUpgrade = sqlddl.Statements{
 	dialect.PG: {
-		`CREATE INDEX IF NOT EXISTS outbox_stream_epoch_idx ON outbox (stream, epoch, seq)`,
+		`CREATE INDEX IF NOT EXISTS outbox_stream_epoch_idx ON outbox (stream, epoch, published_at)`,
 		`DROP INDEX IF EXISTS outbox_stream_idx`,
 	},
 	dialect.MySQL: {
-		`CREATE INDEX IF NOT EXISTS outbox_stream_epoch_idx ON outbox (stream, epoch, seq)`,
+		`CREATE INDEX IF NOT EXISTS outbox_stream_epoch_idx ON outbox (stream, epoch, published_at)`,
 		`DROP INDEX IF EXISTS outbox_stream_idx ON outbox`,
 	},
 	dialect.SQLite: {
-		`CREATE INDEX IF NOT EXISTS outbox_stream_epoch_idx ON outbox (stream, epoch, seq)`,
+		`CREATE INDEX IF NOT EXISTS outbox_stream_epoch_idx ON outbox (stream, epoch, published_at)`,
 		`DROP INDEX IF EXISTS outbox_stream_idx`,
 	},
 }
