@@ -162,11 +162,14 @@ func callOf(req *fasthttp.Request) *call {
 // PATCH) fasthttp sends again only when the error is io.EOF, which RoundTrip
 // returns for exactly one case: a reused keep-alive connection that the service
 // closed or reset before answering. A service closes an idle keep-alive
-// connection only between requests, so that one was not processed; it is the race
-// left after the pool's check (the close arrived just after it). A new connection
-// that fails, or any connection once an answer has begun, is not retried for
-// them: the service may have acted on the request, and a second POST would create
-// a second comment.
+// connection only between requests, so that one was not processed: the close
+// raced the pool's check, or came from a restart within peekAfter. One case is
+// left that looks the same and is not: a service killed while it handled the
+// request, after committing and before answering (a panic is not one: the
+// services' recover middleware answers 500); that POST is sent again. A new
+// connection that fails, or any connection once an answer has begun, is not
+// retried for them: the service may have acted on the request, and a second POST
+// would create a second comment.
 func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
 	c := callOf(req)
 	bc, reused, err := t.get()
