@@ -232,10 +232,8 @@ func openDB(ctx context.Context, kind string) (*bun.DB, string, func(), error) {
 
 // resetOutbox gives each run an empty outbox table.
 func resetOutbox(ctx context.Context, db *bun.DB) error {
-	for _, t := range []string{"outbox", "outbox_lease"} {
-		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
-			return err
-		}
+	if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS outbox"); err != nil {
+		return err
 	}
 	return outbox.CreateTable(ctx, db)
 }
