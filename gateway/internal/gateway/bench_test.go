@@ -44,7 +44,7 @@ func BenchmarkGatewayPassThrough(b *testing.B) {
 		b.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	gw, err := gateway.New(context.Background(), gateway.Options{Settings: s, Config: cfg, Logger: logger})
+	gw, err := gateway.New(context.Background(), gateway.Options{Settings: s, Config: cfg, Logger: logger, AccessLog: io.Discard})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func BenchmarkGatewayAllocs(b *testing.B) {
 		b.Fatal(err)
 	}
 	gw, err := gateway.New(context.Background(), gateway.Options{
-		Settings: s, Config: cfg, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Settings: s, Config: cfg, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), AccessLog: io.Discard,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -41,8 +41,13 @@ type Options struct {
 	Config config.ServiceConfig
 	// OpenAPI is the document served at /api/v1/openapi.json; nil means the embedded one.
 	OpenAPI []byte
-	// Logger receives the access log and errors; nil means slog.Default().
+	// Logger receives errors and notices; nil means slog.Default(). It also
+	// receives the access log when AccessLog is nil.
 	Logger *slog.Logger
+	// AccessLog receives the access log, one JSON line per request in the format
+	// of a slog JSON line, written in one Write each (Logger's level applies); nil
+	// sends it through Logger instead, at several times the CPU cost per request.
+	AccessLog io.Writer
 	// MaxClientConns bounds the client connections served at once; 0 means 4096.
 	MaxClientConns int
 }
@@ -67,6 +72,7 @@ type endpoint struct {
 // Gateway is a built gateway: its routes, its pipelines and its clients.
 type Gateway struct {
 	logger   *slog.Logger
+	access   *accessLog // nil: the access log goes through logger
 	settings Settings
 	openAPI  []byte
 	metrics  *metrics
@@ -106,6 +112,9 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	}
 	if g.maxConns <= 0 {
 		g.maxConns = defaultMaxClientConns
+	}
+	if opts.AccessLog != nil {
+		g.access = newAccessLog(opts.AccessLog, logger)
 	}
 	for _, svc := range g.services {
 		g.backends[svc], _ = opts.Settings.BackendURL(svc)
@@ -308,7 +317,7 @@ func Run(ctx context.Context, environ []string, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g, err := New(ctx, Options{Settings: s, Config: cfg, Logger: logger})
+	g, err := New(ctx, Options{Settings: s, Config: cfg, Logger: logger, AccessLog: lw})
 	if err != nil {
 		return err
 	}

@@ -156,7 +156,7 @@ func newHarness(t testing.TB, opts ...harnessOption) *harness {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gw, err := gateway.New(context.Background(), gateway.Options{Settings: s, Config: cfg, Logger: logger})
+	gw, err := gateway.New(context.Background(), gateway.Options{Settings: s, Config: cfg, Logger: logger, AccessLog: h.logs})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -311,8 +311,12 @@ func TestAccessLogLine(t *testing.T) {
 		if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != "request" || rec["request_id"] != "log-me" {
 			continue
 		}
-		if rec["method"] != "GET" || rec["route"] != "/api/v1/cards/{id}" || rec["status"] != float64(200) {
+		if rec["method"] != "GET" || rec["route"] != "/api/v1/cards/{id}" || rec["status"] != float64(200) ||
+			rec["path"] != "/api/v1/cards/c9" || rec["level"] != "INFO" || rec["remote"] != "127.0.0.1" {
 			t.Errorf("access log line = %s", line)
+		}
+		if _, ok := rec["bytes"].(float64); !ok {
+			t.Errorf("no bytes in %s", line)
 		}
 		if _, ok := rec["duration_ms"].(float64); !ok {
 			t.Errorf("no duration_ms in %s", line)

@@ -194,6 +194,24 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, id []byte, start time.Time, e
 	}
 	g.metrics.observe(slot, method, label, status, elapsed)
 
+	if g.access != nil {
+		if !g.access.enabled(status) {
+			return
+		}
+		var ip [64]byte
+		g.access.write(&accessEntry{
+			at: start.Add(elapsed), requestID: id, method: method, route: label,
+			path: ctx.URI().PathOriginal(), status: status, elapsed: elapsed,
+			bytes: len(ctx.Response.Body()), remote: appendRemoteIP(ip[:0], ctx), err: errText,
+		})
+		return
+	}
+	g.logRequest(ctx, id, start, elapsed, method, label, status, errText)
+}
+
+// logRequest writes the access-log line through the slog logger, for a gateway
+// built without Options.AccessLog.
+func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, id []byte, start time.Time, elapsed time.Duration, method, label string, status int, errText string) {
 	level := slog.LevelInfo
 	if status >= http.StatusInternalServerError {
 		level = slog.LevelError
