@@ -126,11 +126,11 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// build lets lura build every endpoint's proxy pipeline (its default factory: the
-// request builder, the filters, the balancer) around the gateway's fasthttp
-// backend, and compiles the routes.
+// build lets lura build every endpoint's proxy pipeline (its stages: the request
+// builder, the filters, the plugin and static stages; see proxyFactory) around the
+// gateway's fasthttp backend, and compiles the routes.
 func (g *Gateway) build(_ context.Context, cfg config.ServiceConfig) error {
-	factory := proxy.NewDefaultFactory(g.backendFactory(), luraLogger{g.logger})
+	factory := g.proxyFactory()
 	for i, e := range cfg.Endpoints {
 		p, err := factory.New(e)
 		if err != nil {
