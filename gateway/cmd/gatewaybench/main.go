@@ -7,8 +7,11 @@
 // for the project service, the gateway and the ceiling proxy; registers a user and
 // logs in; then drives each target with wrk, saturated (-c16) and unsaturated
 // (-c1), on GET /api/v1/auth/me with the token and on the trivial route
-// GET /api/v1/cards/{id}, in interleaved rounds (each round starts with another
-// target). It prints req/s, p50, p99, the CPU time per request of the gateway (or
+// GET /api/v1/cards/{id}, in interleaved rounds: round r runs the three targets
+// in the r-th of their six orders, so that over six rounds each target runs first,
+// second and third twice and before each other target as often as after it (a
+// rotation alone would put the gateway right before the ceiling in most rounds).
+// It prints the load average before and after, and req/s, p50, p99, the CPU time per request of the gateway (or
 // ceiling) process, the gateway's allocations per request and resident memory, per
 // round and as medians, and the ratio lines: medians over rounds of the ratio
 // within a round.
@@ -128,7 +131,7 @@ func run() error {
 	satDur := flag.Duration("d", 5*time.Second, "duration of each saturated run")
 	unsatDur := flag.Duration("d1", 3*time.Second, "duration of each unsaturated run")
 	pgURL := flag.String("postgres", envOr("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL admin URL")
-	rounds := flag.Int("rounds", 5, "interleaved rounds of direct, gateway and ceiling per route and mode")
+	rounds := flag.Int("rounds", 6, "interleaved rounds of direct, gateway and ceiling per route and mode (6 runs every order once)")
 	redisURL := flag.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
 	flag.Parse()
 	if *rounds < 1 {
@@ -234,24 +237,26 @@ func run() error {
 		{"unsaturated (wrk -t1 -c1)", 1, 1, *unsatDur},
 	}
 	type key struct{ route, mode, target string }
-	// Every round runs the three targets back to back, starting with a
-	// different one each round, so that drift of the shared cores (and the
-	// position in a round) weighs on all three alike; each ratio is taken
-	// within a round, and the figures reported are medians over rounds.
+	// Every round runs the three targets back to back, each round in another
+	// of the six orders, so that drift of the shared cores (and the position in
+	// a round) weighs on all three alike; each ratio is taken within a round,
+	// and the figures reported are medians over rounds.
 	res := map[key][]result{}
 	targets := []struct {
 		name string
 		proc *exec.Cmd
 	}{{"direct", nil}, {"gateway", gw}, {"ceiling", ceil}}
+	orders := [][3]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}, {0, 2, 1}, {2, 0, 1}, {1, 0, 2}}
 	fmt.Printf("gateway benchmark: %d CPUs shared by client, gateway and services; wrk %s (saturated) and %s (unsaturated) each, %d interleaved rounds\n",
 		numCPU(), satDur, unsatDur, *rounds)
+	fmt.Printf("load average at start: %s\n", loadAvg())
 	for _, rt := range routes {
 		for _, m := range modes {
 			fmt.Printf("\n%s, %s\n", rt.name, m.name)
 			fmt.Printf("  %-8s %5s %10s %9s %9s %11s %10s %8s\n", "target", "round", "req/s", "p50", "p99", "cpu us/req", "allocs/req", "rss MB")
 			for round := range *rounds {
 				for i := range targets {
-					tg := targets[(i+round)%len(targets)]
+					tg := targets[orders[round%len(orders)][i]]
 					addr := map[string]string{"direct": rt.direct, "gateway": gwAddr, "ceiling": ceilAddr}[tg.name]
 					r, err := measure(addr, rt.path, rt.header, m.threads, m.conns, m.dur, tg.proc, adminAddr, tg.name == "gateway")
 					if err != nil {
@@ -284,8 +289,7 @@ func run() error {
 		for i := range vals {
 			vals[i] = f(i)
 		}
-		sort.Float64s(vals)
-		return vals[len(vals)/2]
+		return mid(vals)
 	}
 	ratio := func(route, a, b string) float64 {
 		return perRound(func(i int) float64 { return res[key{route, sat, a}][i].rps / res[key{route, sat, b}][i].rps })
@@ -295,6 +299,7 @@ func run() error {
 			return float64(res[key{route, unsat, "gateway"}][i].p50 - res[key{route, unsat, "direct"}][i].p50)
 		}))
 	}
+	fmt.Printf("\nload average at end: %s\n", loadAvg())
 	fmt.Printf("\nsummary (medians over rounds of the saturated req/s ratio within a round; added p50 unsaturated)\n")
 	fmt.Printf("trivial_ratio_vs_direct: %.2f\n", ratio(triv, "gateway", "direct"))
 	fmt.Printf("trivial_ratio_vs_ceiling: %.2f\n", ratio(triv, "gateway", "ceiling"))
@@ -313,8 +318,28 @@ func median(rs []result, f func(result) float64) float64 {
 	for i, r := range rs {
 		vals[i] = f(r)
 	}
+	return mid(vals)
+}
+
+// mid is the median of vals (the mean of the middle two for an even count).
+func mid(vals []float64) float64 {
 	sort.Float64s(vals)
-	return vals[len(vals)/2]
+	n := len(vals)
+	if n%2 == 0 {
+		return (vals[n/2-1] + vals[n/2]) / 2
+	}
+	return vals[n/2]
+}
+
+// loadAvg is the first three fields of /proc/loadavg: the machine is shared, and
+// figures mean little without it.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // measure runs wrk against addr and, for a proxy process, reads its CPU time (and
