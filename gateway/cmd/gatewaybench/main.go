@@ -11,6 +11,10 @@
 // in the r-th of their six orders, so that over six rounds each target runs first,
 // second and third twice and before each other target as often as after it (a
 // rotation alone would put the gateway right before the ceiling in most rounds).
+// Then, for the unsaturated comparison that the goal is about, a paired run: one
+// client sends one request at a time to direct, gateway and ceiling in turn, so
+// their latencies are taken at the same moments of the shared machine; the
+// added_p50 lines come from it (the wrk -c1 rounds are printed too).
 // It prints the load average before and after, and req/s, p50, p99, the CPU time per request of the gateway (or
 // ceiling) process, the gateway's allocations per request and resident memory, per
 // round and as medians, and the ratio lines: medians over rounds of the ratio
@@ -131,6 +135,7 @@ func run() error {
 	satDur := flag.Duration("d", 5*time.Second, "duration of each saturated run")
 	unsatDur := flag.Duration("d1", 3*time.Second, "duration of each unsaturated run")
 	pgURL := flag.String("postgres", envOr("POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL admin URL")
+	pairDur := flag.Duration("dp", 10*time.Second, "duration of the paired unsaturated run per route")
 	rounds := flag.Int("rounds", 6, "interleaved rounds of direct, gateway and ceiling per route and mode (6 runs every order once)")
 	redisURL := flag.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
 	flag.Parse()
@@ -282,6 +287,27 @@ func run() error {
 		}
 	}
 
+	// The unsaturated comparison once more, paired: one client sends one
+	// request at a time to the three targets in turn, so every target sees the
+	// same moment of the shared machine, request by request, instead of its own
+	// 3-second window (across windows, direct's p50 on /me drifted 2x with the
+	// other sessions' load, more than the gateway adds).
+	paired := map[string][3]time.Duration{}
+	fmt.Printf("\nunsaturated, paired (one client, one request at a time, the targets in turn, %s per route)\n", *pairDur)
+	fmt.Printf("  %-42s %8s %9s %9s %9s %9s %9s %9s\n", "route", "requests", "direct50", "gw50", "ceil50", "direct99", "gw99", "ceil99")
+	for _, rt := range routes {
+		lat, err := pairedLatency([3]string{rt.direct, gwAddr, ceilAddr}, rt.path, rt.header, *pairDur)
+		if err != nil {
+			return err
+		}
+		var p50, p99 [3]time.Duration
+		for i := range lat {
+			p50[i], p99[i] = quantile(lat[i], 0.5), quantile(lat[i], 0.99)
+		}
+		paired[rt.name] = p50
+		fmt.Printf("  %-42s %8d %9s %9s %9s %9s %9s %9s\n", rt.name, len(lat[0]), us(p50[0]), us(p50[1]), us(p50[2]), us(p99[0]), us(p99[1]), us(p99[2]))
+	}
+
 	me, triv := routes[0].name, routes[1].name
 	sat, unsat := modes[0].name, modes[1].name
 	perRound := func(f func(i int) float64) float64 {
@@ -304,12 +330,63 @@ func run() error {
 	fmt.Printf("trivial_ratio_vs_direct: %.2f\n", ratio(triv, "gateway", "direct"))
 	fmt.Printf("trivial_ratio_vs_ceiling: %.2f\n", ratio(triv, "gateway", "ceiling"))
 	fmt.Printf("ceiling_ratio_vs_direct_me: %.2f\n", ratio(me, "ceiling", "direct"))
-	fmt.Printf("added_p50_me_us: %s\n", us(added(me)))
-	fmt.Printf("added_p50_trivial_us: %s\n", us(added(triv)))
+	fmt.Printf("added_p50_me_us_wrk_rounds: %s\n", us(added(me)))
+	fmt.Printf("added_p50_trivial_us_wrk_rounds: %s\n", us(added(triv)))
+	fmt.Printf("ceiling_added_p50_me_us: %s\n", us(paired[me][2]-paired[me][0]))
+	fmt.Printf("added_p50_trivial_us: %s\n", us(paired[triv][1]-paired[triv][0]))
+	fmt.Printf("added_p50_me_us: %s\n", us(paired[me][1]-paired[me][0]))
 	fmt.Printf("gateway_allocs_per_request: %.1f\n", median(res[key{me, sat, "gateway"}], func(r result) float64 { return r.allocs }))
 	fmt.Printf("ratio_vs_direct: %.2f\n", ratio(me, "gateway", "direct"))
 	fmt.Printf("ratio_vs_ceiling: %.2f\n", ratio(me, "gateway", "ceiling"))
 	return nil
+}
+
+// pairedLatency sends GET path, one request at a time, to the three addresses in
+// turn (the order rotating every cycle) for d after a second of warm-up, each
+// over its own keep-alive connection, and returns each target's latencies.
+func pairedLatency(addrs [3]string, path, header string, d time.Duration) ([3][]time.Duration, error) {
+	var out [3][]time.Duration
+	var clients [3]*fasthttp.HostClient
+	var reqs [3]*fasthttp.Request
+	name, value, _ := strings.Cut(header, ": ")
+	for i, a := range addrs {
+		clients[i] = &fasthttp.HostClient{Addr: a, MaxConns: 1}
+		reqs[i] = new(fasthttp.Request)
+		reqs[i].SetRequestURI("http://" + a + path)
+		reqs[i].Header.Set(name, value)
+	}
+	resp := new(fasthttp.Response)
+	warm := time.Now().Add(time.Second)
+	end := warm.Add(d)
+	for cycle := 0; ; cycle++ {
+		now := time.Now()
+		if now.After(end) {
+			return out, nil
+		}
+		for j := range 3 {
+			i := (cycle + j) % 3
+			t0 := time.Now()
+			if err := clients[i].Do(reqs[i], resp); err != nil {
+				return out, fmt.Errorf("paired GET %s at %s: %w", path, addrs[i], err)
+			}
+			el := time.Since(t0)
+			if resp.StatusCode() != http.StatusOK {
+				return out, fmt.Errorf("paired GET %s at %s: status %d", path, addrs[i], resp.StatusCode())
+			}
+			if now.After(warm) {
+				out[i] = append(out[i], el)
+			}
+		}
+	}
+}
+
+// quantile is the q-quantile of ds (sorted in place).
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	sort.Slice(ds, func(a, b int) bool { return ds[a] < ds[b] })
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
 }
 
 // median returns the median of f over rs.

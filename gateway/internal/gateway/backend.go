@@ -153,6 +153,7 @@ type callKey struct{}
 type call struct {
 	rc       *fasthttp.RequestCtx
 	ep       *endpoint
+	start    time.Time // when the request arrived
 	deadline time.Time
 
 	err   atomic.Pointer[error]

@@ -53,13 +53,13 @@ func init() {
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	id := requestID(ctx)
-	route, status, errText, fromService := g.dispatch(ctx)
+	route, status, errText, fromService := g.dispatch(ctx, start)
 	g.finish(ctx, id, start, route, status, errText, fromService)
 }
 
 // dispatch answers the request and returns the route label for logs and metrics
 // and the error text of a failed proxy call.
-func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx) (route *endpoint, status int, errText string, fromService bool) {
+func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, start time.Time) (route *endpoint, status int, errText string, fromService bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			g.logger.Error("panic while handling request", "request_id", string(ctx.Request.Header.Peek(requestIDHeader)),
@@ -113,13 +113,15 @@ func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx) (route *endpoint, status in
 			return rt.ep, http.StatusBadRequest, "", false
 		}
 	}
-	status, errText, fromService = g.proxy(ctx, rt.ep, path, &params)
+	status, errText, fromService = g.proxy(ctx, rt.ep, path, &params, start)
 	return rt.ep, status, errText, fromService
 }
 
-// proxy runs the endpoint's lura pipeline and relays its answer.
-func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, ep *endpoint, path []byte, params *[maxParams]span) (status int, errText string, helmet bool) {
-	c := acquireCall(ctx, ep)
+// proxy runs the endpoint's lura pipeline and relays its answer; start is when the
+// request arrived (one clock read serves the whole request: they cost about
+// 0.1 us each on this kind of virtual machine).
+func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, ep *endpoint, path []byte, params *[maxParams]span, start time.Time) (status int, errText string, helmet bool) {
+	c := acquireCall(ctx, ep, start)
 	defer releaseCall(c)
 	c.startWatch()
 	defer c.stopWatch()
@@ -352,13 +354,14 @@ var callPool = sync.Pool{New: func() any {
 	return c
 }}
 
-func acquireCall(ctx *fasthttp.RequestCtx, ep *endpoint) *call {
+func acquireCall(ctx *fasthttp.RequestCtx, ep *endpoint, start time.Time) *call {
 	c := callPool.Get().(*call)
 	c.mu.Lock() // A late watch timer of the previous request reads rc under mu.
 	c.rc = ctx
 	c.mu.Unlock()
 	c.ep = ep
-	c.deadline = time.Now().Add(ep.timeout)
+	c.start = start
+	c.deadline = start.Add(ep.timeout)
 	return c
 }
 

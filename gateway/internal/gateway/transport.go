@@ -172,7 +172,7 @@ func callOf(req *fasthttp.Request) *call {
 // would create a second comment.
 func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
 	c := callOf(req)
-	bc, reused, err := t.get()
+	bc, reused, err := t.get(c.start)
 	if err != nil {
 		return false, err
 	}
@@ -223,15 +223,15 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	if aborted || req.ConnectionClose() || resp.ConnectionClose() {
 		t.discard(bc)
 	} else {
-		t.put(bc)
+		t.put(bc, c.start)
 	}
 	return false, nil
 }
 
 // get returns an idle connection that has not outlived the idle timeout and that
 // the service has not closed (see usable; checked only after peekAfter), or dials.
-func (t *transport) get() (bc *backendConn, reused bool, err error) {
-	now := time.Now()
+// now is the start of the request (a few microseconds ago).
+func (t *transport) get(now time.Time) (bc *backendConn, reused bool, err error) {
 	t.mu.Lock()
 	for len(t.idle) > 0 {
 		bc = t.idle[len(t.idle)-1]
@@ -259,8 +259,11 @@ func (t *transport) get() (bc *backendConn, reused bool, err error) {
 }
 
 // put returns a healthy connection to the pool, or closes it when the pool is full.
-func (t *transport) put(bc *backendConn) {
-	bc.lastUsed = time.Now()
+// used is when the request it served started: earlier than its last use, so the
+// connection looks idle longer than it was, which errs towards checking it
+// (peekAfter) and closing it (backendIdleTimeout), never towards trusting it.
+func (t *transport) put(bc *backendConn, used time.Time) {
+	bc.lastUsed = used
 	t.mu.Lock()
 	if len(t.idle) < maxIdleBackendConn {
 		t.idle = append(t.idle, bc)
