@@ -81,7 +81,7 @@ bench-notif: servers ## A page of 20 of a user's 1,000 notifications at 16 clien
 tidy: ## go mod tidy in every module.
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
 
-bench-gateway: ## Gateway vs direct vs a bare fasthttp proxy with wrk (real auth on PostgreSQL + Redis): req/s, p50, p99, CPU/request, ratios.
+bench-gateway: ## Gateway vs direct vs a bare fasthttp proxy with wrk (real auth on PostgreSQL + Redis): req/s, p50, p99, CPU/request, ratios; c=1 added p50 from a paired client.
 	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	bash scripts/ensure-servers.sh
 	@mkdir -p bin

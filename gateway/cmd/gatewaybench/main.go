@@ -251,7 +251,6 @@ func run() error {
 		name string
 		proc *exec.Cmd
 	}{{"direct", nil}, {"gateway", gw}, {"ceiling", ceil}}
-	orders := [][3]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}, {0, 2, 1}, {2, 0, 1}, {1, 0, 2}}
 	fmt.Printf("gateway benchmark: %d CPUs shared by client, gateway and services; wrk %s (saturated) and %s (unsaturated) each, %d interleaved rounds\n",
 		numCPU(), satDur, unsatDur, *rounds)
 	fmt.Printf("load average at start: %s\n", loadAvg())
@@ -261,7 +260,7 @@ func run() error {
 			fmt.Printf("  %-8s %5s %10s %9s %9s %11s %10s %8s\n", "target", "round", "req/s", "p50", "p99", "cpu us/req", "allocs/req", "rss MB")
 			for round := range *rounds {
 				for i := range targets {
-					tg := targets[orders[round%len(orders)][i]]
+					tg := targets[targetOrders[round%len(targetOrders)][i]]
 					addr := map[string]string{"direct": rt.direct, "gateway": gwAddr, "ceiling": ceilAddr}[tg.name]
 					r, err := measure(addr, rt.path, rt.header, m.threads, m.conns, m.dur, tg.proc, adminAddr, tg.name == "gateway")
 					if err != nil {
@@ -342,8 +341,11 @@ func run() error {
 }
 
 // pairedLatency sends GET path, one request at a time, to the three addresses in
-// turn (the order rotating every cycle) for d after a second of warm-up, each
-// over its own keep-alive connection, and returns each target's latencies.
+// turn for d after a second of warm-up, each over its own keep-alive connection,
+// and returns each target's latencies. The cycles go through the six orders of
+// the three, so each target follows each other one as often (a rotation would
+// always send the gateway's request right after direct's and the ceiling's right
+// after the gateway's).
 func pairedLatency(addrs [3]string, path, header string, d time.Duration) ([3][]time.Duration, error) {
 	var out [3][]time.Duration
 	var clients [3]*fasthttp.HostClient
@@ -363,8 +365,7 @@ func pairedLatency(addrs [3]string, path, header string, d time.Duration) ([3][]
 		if now.After(end) {
 			return out, nil
 		}
-		for j := range 3 {
-			i := (cycle + j) % 3
+		for _, i := range targetOrders[cycle%len(targetOrders)] {
 			t0 := time.Now()
 			if err := clients[i].Do(reqs[i], resp); err != nil {
 				return out, fmt.Errorf("paired GET %s at %s: %w", path, addrs[i], err)
@@ -388,6 +389,11 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	sort.Slice(ds, func(a, b int) bool { return ds[a] < ds[b] })
 	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
 }
+
+// targetOrders are the six orders of three targets, arranged so that any six
+// consecutive ones put each target in each position twice and before each other
+// target three times.
+var targetOrders = [6][3]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}, {0, 2, 1}, {2, 0, 1}, {1, 0, 2}}
 
 // median returns the median of f over rs.
 func median(rs []result, f func(result) float64) float64 {

@@ -14,10 +14,10 @@ import (
 // log/slog's JSONHandler writes for the gateway's other messages ("time", "level",
 // "msg":"request", "service":"gateway", then the request's fields), appended by
 // hand into a pooled buffer and handed to the writer in one Write. Through slog the
-// line took about 4 us of CPU and 3 allocations per request (a Record, its attribute
-// slice, the handler's state and formatting through reflection-free but generic
-// paths); appended by hand it takes a fraction of that and allocates nothing. The
-// writer is the gateway's logWriter, which buffers and writes every 100 ms.
+// line took about 2.4 us of CPU (perf, trivial route) and 5 allocations per request
+// (the strings of its attributes, the record's overflow slice, the handler's
+// state); appended by hand it takes about 0.5 us and allocates nothing. The writer
+// is the gateway's logWriter, which buffers and writes every 100 ms.
 type accessLog struct {
 	out io.Writer
 	// info and errors say whether the configured level lets through the lines of
