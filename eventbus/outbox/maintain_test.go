@@ -187,14 +187,7 @@ func TestRollbackToOlderSnapshotRepublishes(t *testing.T) {
 		envs := events(t, 6)
 		commit(t, db, r, envs...)
 		cards := func() int { return len(bus.Stream(contracts.FamilyCard)) }
-		// marked counts the card rows the relay marked published.
-		marked := func() int {
-			var n int
-			if err := db.NewRaw("SELECT COUNT(*) FROM outbox WHERE stream = ? AND stream_id IS NOT NULL", contracts.FamilyCard).Scan(ctx, &n); err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
+		marked := func() int { return markedCards(t, db) }
 		eventbustest.Eventually(t, "the relay published and marked 3 cards", func() bool { return cards() == 3 && marked() == 3 })
 		var newest struct {
 			Seq      int64  `bun:"seq"`
@@ -221,6 +214,36 @@ func TestRollbackToOlderSnapshotRepublishes(t *testing.T) {
 		bus.lastID.Store(&newest.StreamID)
 		eventbustest.Eventually(t, "every card published again after the rollback", func() bool { return cards() >= 7 })
 	})
+}
+
+// TestRollbackLosingTheEndOfABatchRepublishes: a snapshot that holds the
+// first cards of a batch but not its last one is caught, although every
+// row of the batch was marked at the same time and the check reads only
+// one of them.
+func TestRollbackLosingTheEndOfABatchRepublishes(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *bun.DB) {
+		migrate(t, db)
+		bus := &rolledBackBus{Bus: memory.New()}
+		r := startRelay(t, db, bus)
+		commit(t, db, r, events(t, 6)...) // one batch: 3 cards, 3 comments
+		cards := func() int { return len(bus.Stream(contracts.FamilyCard)) }
+		eventbustest.Eventually(t, "the relay published and marked 3 cards", func() bool {
+			return cards() == 3 && markedCards(t, db) == 3
+		})
+		kept := bus.Stream(contracts.FamilyCard)[1].ID
+		time.Sleep(1100 * time.Millisecond) // the check leaves out rows marked in the last second
+		bus.lastID.Store(&kept)
+		eventbustest.Eventually(t, "every card published again after the rollback", func() bool { return cards() >= 6 })
+	})
+}
+
+// markedCards counts the card rows the relay marked published.
+func markedCards(t *testing.T, db *bun.DB) int {
+	var n int
+	if err := db.NewRaw("SELECT COUNT(*) FROM outbox WHERE stream = ? AND stream_id IS NOT NULL", contracts.FamilyCard).Scan(context.Background(), &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // TestRowsOfAnEarlierReleaseAreChecked: a row an earlier release marked

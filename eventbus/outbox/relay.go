@@ -401,32 +401,55 @@ func (r *Relay) release(ctx context.Context, owner string) error {
 	return nil
 }
 
-// markPublished records stream ids and epochs of a published batch in one
-// statement. Rows whose lease another relay took over meanwhile keep that
-// relay's result, which only means a duplicate the consumers skip.
+// markPublished records a published batch in one statement: its time,
+// and per family the epoch and the last entry id the batch appended there
+// (the rollback check compares it with the stream's last generated id).
+// The values are per family, not per row, and the rows are found by their
+// lease owner within the batch's seq range: a statement with a value per
+// row (a CASE of BatchSize branches, evaluated for every row) cost several
+// times the update itself. Rows whose lease another relay took over
+// meanwhile keep that relay's result, which only means a duplicate the
+// consumers skip.
 func (r *Relay) markPublished(ctx context.Context, owner string, rows []row, ids []string, epochs map[string]string) error {
 	if len(ids) != len(rows) {
 		return fmt.Errorf("publisher returned %d ids for %d events", len(ids), len(rows))
 	}
-	var b strings.Builder
-	args := make([]any, 0, 3*len(rows)+2*len(epochs)+2)
-	b.WriteString("UPDATE outbox SET published_at = ?, lease_until = NULL, lease_owner = NULL, stream_id = CASE seq")
-	args = append(args, time.Now().UTC())
+	// An id that does not parse as a stream id (from a publisher other
+	// than Redis) is kept only when the family has no other, since the
+	// rollback check does not take it as evidence of a loss either.
+	last := map[string]string{}
+	lastParsed := map[string]streamid.ID{}
 	for i, o := range rows {
+		id, err := streamid.Parse(ids[i])
+		if err != nil {
+			if _, ok := last[o.Stream]; !ok {
+				last[o.Stream] = ids[i]
+			}
+			continue
+		}
+		if prev, ok := lastParsed[o.Stream]; !ok || prev.Less(id) {
+			lastParsed[o.Stream], last[o.Stream] = id, ids[i]
+		}
+	}
+	var b strings.Builder
+	args := make([]any, 0, 4*len(epochs)+4)
+	b.WriteString("UPDATE outbox SET published_at = ?, lease_until = NULL, lease_owner = NULL, stream_id = CASE stream")
+	args = append(args, time.Now().UTC())
+	for f, id := range last {
 		b.WriteString(" WHEN ? THEN ?")
-		args = append(args, o.Seq, ids[i])
+		args = append(args, f, id)
 	}
 	b.WriteString(" END, epoch = CASE stream")
 	for f, e := range epochs {
 		b.WriteString(" WHEN ? THEN ?")
 		args = append(args, f, e)
 	}
-	b.WriteString(" END WHERE lease_owner = ? AND seq IN (?)")
-	seqs := make([]int64, len(rows))
-	for i, o := range rows {
-		seqs[i] = o.Seq
+	b.WriteString(" END WHERE lease_owner = ? AND seq BETWEEN ? AND ?")
+	lo, hi := rows[0].Seq, rows[0].Seq
+	for _, o := range rows {
+		lo, hi = min(lo, o.Seq), max(hi, o.Seq)
 	}
-	args = append(args, owner, bun.List(seqs))
+	args = append(args, owner, lo, hi)
 	if err := r.write(ctx, func(ctx context.Context, db bun.IDB) error {
 		_, err := db.ExecContext(ctx, b.String(), args...)
 		return err
@@ -622,11 +645,14 @@ func (r *Relay) usedEpochs(ctx context.Context, family string) ([]sql.NullString
 }
 
 // checkRollback queues the family's rows again when the row of a live
-// epoch marked published last before the check started has an id beyond
-// the stream's last generated id, which only a store restored from an
-// older snapshot shows. Publication order, not seq order: a re-queued or
+// epoch marked published last before the check started records an id
+// beyond the stream's last generated id, which only a store restored from
+// an older snapshot shows. Publication order, not seq order: a re-queued or
 // long-leased row is published after rows numbered above it, and carries
-// the newest id (TestRollbackToOlderSnapshotRepublishes).
+// the newest id (TestRollbackToOlderSnapshotRepublishes). Each row records
+// the last id its batch appended to the family, so a snapshot that lost
+// only the end of a batch is caught whichever row of the batch is read
+// (TestRollbackLosingTheEndOfABatchRepublishes).
 // Rows marked later may carry ids the stream generated after lastID was
 // read, so they are left out (with a second of margin for clock skew
 // between replicas).
