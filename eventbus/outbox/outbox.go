@@ -13,7 +13,8 @@
 // The relay never holds a database lock while it talks to Redis: it leases
 // a batch in one short statement (SKIP LOCKED where the database has it),
 // publishes without a transaction, and marks the rows in a second short
-// statement (TestRelayHoldsNoLockDuringPublish).
+// statement (TestRelayHoldsNoLockDuringPublish), which runs while the next
+// batch is leased and published. Publishes stay in lease order.
 //
 // A row that cannot be published (its envelope does not decode, or its type
 // is unknown to this binary, e.g. after a rollback) is quarantined: marked,

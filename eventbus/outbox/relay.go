@@ -168,6 +168,10 @@ type Relay struct {
 	leases atomic.Int64
 	wake   chan struct{}
 
+	// marking delivers the result of the mark of the batch published last,
+	// which runs while the next batch is leased and published; nil when no
+	// mark is in flight. Only Run's goroutine uses it.
+	marking chan error
 	// current holds, per family, an epoch seen on the stream before the
 	// rows being published were appended; only Run's goroutine uses it.
 	current map[string]string
@@ -235,6 +239,11 @@ func (r *Relay) Run(ctx context.Context) error {
 			nextCheck = now.Add(r.cfg.CheckInterval)
 		}
 		n, err := r.publishBatch(ctx)
+		if err == nil && n < r.cfg.BatchSize {
+			// The relay goes idle: the last mark completes first, so that
+			// a failed one is retried now rather than after the next batch.
+			err = r.awaitMark()
+		}
 		if err != nil && ctx.Err() == nil {
 			failures++
 			metricPublishErrors.WithLabelValues(r.cfg.Producer).Inc()
@@ -255,7 +264,44 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		t.Stop()
 	}
+	if err := r.awaitMark(); err != nil {
+		r.log.Warn("eventbus: outbox mark failed at shutdown; the batch will be published again", "err", err)
+	}
 	return nil
+}
+
+// awaitMark waits for the mark in flight, if any, and returns its error.
+func (r *Relay) awaitMark() error {
+	if r.marking == nil {
+		return nil
+	}
+	err := <-r.marking
+	r.marking = nil
+	return err
+}
+
+// startMark marks a published batch in the background, after the mark of
+// the batch before it completed, and returns that earlier mark's error. A
+// batch costs a lease, a publish and a mark, each a wait on a server; the
+// mark, a third of the time, now overlaps the next lease and publish
+// instead of delaying them. At most one mark is in flight, so a relay
+// holds at most two batches. The mark outlives a cancelled ctx (bounded
+// by the lease), so that stopping the relay does not leave a published
+// batch to be published again.
+func (r *Relay) startMark(ctx context.Context, owner string, rows []row, ids []string, epochs map[string]string) error {
+	prev := r.awaitMark()
+	done := make(chan error, 1)
+	r.marking = done
+	go func() {
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.LeaseTTL)
+		defer cancel()
+		err := r.markPublished(mctx, owner, rows, ids, epochs)
+		if err == nil {
+			metricPublished.WithLabelValues(r.cfg.Producer).Add(float64(len(rows)))
+		}
+		done <- err
+	}()
+	return prev
 }
 
 // Backoff returns the wait before retry number attempt (1 for the first):
@@ -278,7 +324,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // publishBatch leases the oldest publishable rows, publishes them outside
-// any transaction and marks them published. Rows that cannot be published
+// any transaction and starts marking them published (see startMark). Rows that cannot be published
 // are quarantined instead of failing the batch.
 func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 	owner := fmt.Sprintf("%s-%d", r.id, r.leases.Add(1))
@@ -328,10 +374,9 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, errors.Join(err, r.release(ctx, owner))
 	}
-	if err := r.markPublished(ctx, owner, good, ids, epochs); err != nil {
+	if err := r.startMark(ctx, owner, good, ids, epochs); err != nil {
 		return 0, err
 	}
-	metricPublished.WithLabelValues(r.cfg.Producer).Add(float64(len(good)))
 	return len(rows), nil
 }
 
