@@ -395,14 +395,17 @@ func (r *Relay) lease(ctx context.Context, owner string) ([]row, error) {
 			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
 				return q.Where("lease_until IS NULL").WhereOr("lease_until < ?", now)
 			}).Order("seq").Limit(int64(r.cfg.BatchSize))
-		if r.db.Dialect().Name() == dialect.PG {
+		pg := r.db.Dialect().Name() == dialect.PG
+		if pg {
 			sub = sub.For("UPDATE SKIP LOCKED")
 		}
-		err := r.write(ctx, func(ctx context.Context, db bun.IDB) error {
-			return db.NewUpdate().Model(&rows).
-				Set("lease_until = ?", until).Set("lease_owner = ?", owner).
-				Where("seq IN (?)", sub).Returning("*").Scan(ctx)
-		})
+		q := r.db.NewUpdate().Model(&rows).
+			Set("lease_until = ?", until).Set("lease_owner = ?", owner).
+			Where("seq IN (?)", sub)
+		if pg {
+			q = q.Where(asyncCommitPG)
+		}
+		err := q.Returning("*").Scan(ctx)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("lease rows: %w", err)
 		}
@@ -495,10 +498,19 @@ func (r *Relay) markPublished(ctx context.Context, owner string, rows []row, ids
 		lo, hi = min(lo, o.Seq), max(hi, o.Seq)
 	}
 	args = append(args, owner, lo, hi)
-	if err := r.write(ctx, func(ctx context.Context, db bun.IDB) error {
-		_, err := db.ExecContext(ctx, b.String(), args...)
-		return err
-	}); err != nil {
+	var err error
+	if r.mysql {
+		err = r.write(ctx, func(ctx context.Context, db bun.IDB) error {
+			_, err := db.ExecContext(ctx, b.String(), args...)
+			return err
+		})
+	} else {
+		if r.db.Dialect().Name() == dialect.PG {
+			b.WriteString(" AND " + asyncCommitPG)
+		}
+		_, err = r.db.ExecContext(ctx, b.String(), args...)
+	}
+	if err != nil {
 		return fmt.Errorf("mark %d rows published: %w", len(rows), err)
 	}
 	return nil
@@ -743,6 +755,15 @@ func (r *Relay) checkRollback(ctx context.Context, family, lastID string, epochs
 	}
 	return n, nil
 }
+
+// asyncCommitPG is a condition that holds for every row and makes the one
+// PostgreSQL statement it is part of commit without waiting for the flush,
+// as write's SET LOCAL does, but in one round trip instead of four (BEGIN,
+// SET, the statement, COMMIT): the setting lasts until the statement's
+// implicit transaction commits. The relay's lease and mark use it; they
+// are the two statements of every batch. A statement that matches no row
+// never evaluates it, and then has nothing to flush.
+const asyncCommitPG = "set_config('synchronous_commit', 'off', true) IS NOT NULL"
 
 // readCommitted is the isolation of the relay's writes on MariaDB: under
 // its default REPEATABLE READ the relay's range updates take gap locks
