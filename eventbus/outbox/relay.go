@@ -234,9 +234,13 @@ func (r *Relay) Run(ctx context.Context) error {
 	nextCheck := time.Now()
 	failures := 0
 	for ctx.Err() == nil {
-		if now := time.Now(); !now.Before(nextCheck) {
+		if !time.Now().Before(nextCheck) {
 			r.maintain(ctx)
-			nextCheck = now.Add(r.cfg.CheckInterval)
+			// Counted from the end of the round: a round that takes longer
+			// than CheckInterval (a loaded database, many families) would
+			// otherwise be followed by another at once, and the relay
+			// would publish one batch per round.
+			nextCheck = time.Now().Add(r.cfg.CheckInterval)
 		}
 		n, err := r.publishBatch(ctx)
 		if err == nil && n < r.cfg.BatchSize {
