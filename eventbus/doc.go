@@ -63,10 +63,14 @@
 //     epochs the family's rows were recorded under with a loose scan of
 //     the (stream, epoch, published_at) index and re-queues the rows of the lost
 //     ones only (TestMaintenanceCostDoesNotGrowWithTheTable).
-//   - A stream whose last generated id is below the id of the newest row of
-//     a live epoch marked published before the check started (a store
-//     restored from an older snapshot, where epochs survive but recent
-//     entries do not) has its rows queued again as well.
+//   - A stream whose last generated id is below the id recorded by the row
+//     of a live epoch marked published last before the check started (a
+//     store restored from an older snapshot, where epochs survive but
+//     recent entries do not) has its rows queued again as well. A row
+//     records the last id its batch appended to the stream, so losing only
+//     the end of a batch is caught too
+//     (TestRollbackToOlderSnapshotRepublishes,
+//     TestRollbackLosingTheEndOfABatchRepublishes).
 //
 // Retention counts from an event's creation, never from a republication,
 // and the inbox keeps its records longer than any event can be

@@ -13,7 +13,8 @@
 // The relay never holds a database lock while it talks to Redis: it leases
 // a batch in one short statement (SKIP LOCKED where the database has it),
 // publishes without a transaction, and marks the rows in a second short
-// statement (TestRelayHoldsNoLockDuringPublish).
+// statement (TestRelayHoldsNoLockDuringPublish), which runs while the next
+// batch is leased and published. Publishes stay in lease order.
 //
 // A row that cannot be published (its envelope does not decode, or its type
 // is unknown to this binary, e.g. after a rollback) is quarantined: marked,
@@ -45,7 +46,9 @@ import (
 )
 
 // row is one outboxed event. Stream is the family, without key prefix, so
-// the table does not depend on the Redis configuration.
+// the table does not depend on the Redis configuration. StreamID is the
+// last entry id the row's batch appended to that stream (the row's own
+// entry or a later one), which is what the rollback check needs.
 type row struct {
 	bun.BaseModel `bun:"table:outbox"`
 
@@ -94,7 +97,7 @@ var ddl = sqlddl.Statements{
 			lease_until TIMESTAMPTZ NULL,
 			lease_owner VARCHAR(100) NULL,
 			quarantined_at TIMESTAMPTZ NULL,
-			quarantine_reason TEXT NULL)`,
+			quarantine_reason TEXT NULL) WITH (fillfactor = ` + pgFillFactor + `)`,
 		// outbox_pending_idx below serves the lease on PostgreSQL; this
 		// index of earlier releases only cost every insert and mark.
 		`DROP INDEX IF EXISTS outbox_unpublished_idx`,
@@ -146,6 +149,16 @@ var ddl = sqlddl.Statements{
 	},
 }
 
+// pgFillFactor leaves half of each PostgreSQL page of the outbox free when
+// rows are inserted. The relay's lease changes only lease_until and
+// lease_owner, which no index covers, so with room on the row's page it is
+// a HOT update: a new row version beside the old one, no entry in any of
+// the four indexes, the dead version pruned within the page. On full pages
+// every lease added an entry to each index, and it cost about as much as
+// the insert (measured: 964 bytes of WAL per row leased at fillfactor 100,
+// 240 at 50, 89% of leases HOT). The table takes about twice the space.
+const pgFillFactor = "50"
+
 // afterUpgrade runs once upgrade added the columns it names. The stream,
 // epoch and published_at index serves the maintenance every relay runs
 // every CheckInterval, so that its cost does not grow with the table: the
@@ -158,6 +171,15 @@ var afterUpgrade = sqlddl.Statements{
 	dialect.PG: {
 		`CREATE INDEX IF NOT EXISTS outbox_stream_epoch_idx ON outbox (stream, epoch, published_at)`,
 		`DROP INDEX IF EXISTS outbox_stream_idx`,
+		// A table of an earlier release gets the fill factor for the pages
+		// it adds from now on (see pgFillFactor); the ALTER runs only when
+		// it is missing, because every relay start runs this.
+		`DO $$ BEGIN
+			IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass('outbox')
+				AND reloptions @> ARRAY['fillfactor=` + pgFillFactor + `']) THEN
+				ALTER TABLE outbox SET (fillfactor = ` + pgFillFactor + `);
+			END IF;
+		END $$`,
 	},
 	dialect.MySQL: {
 		`CREATE INDEX IF NOT EXISTS outbox_stream_epoch_idx ON outbox (stream, epoch, published_at)`,

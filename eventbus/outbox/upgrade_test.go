@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/uptrace/bun"
@@ -15,7 +16,8 @@ import (
 // TestCreateTableUpgradesOldTable: a table created by the first release
 // (without epoch, lease and quarantine columns) gets them from CreateTable,
 // also inside a transaction, on PostgreSQL the partial index of pending
-// rows the lease reads, and the relay then publishes its rows.
+// rows the lease reads and a fill factor that leaves room for HOT leases,
+// and the relay then publishes its rows.
 func TestCreateTableUpgradesOldTable(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *bun.DB) {
 		ctx := context.Background()
@@ -39,6 +41,14 @@ func TestCreateTableUpgradesOldTable(t *testing.T) {
 			}
 			if n != 1 {
 				t.Fatal("CreateTable did not add outbox_pending_idx to an old table")
+			}
+			// The lease is a HOT update only on pages with room left.
+			var opts []string
+			if err := db.NewRaw("SELECT unnest(reloptions) FROM pg_class WHERE oid = to_regclass('outbox')").Scan(ctx, &opts); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(opts, "fillfactor=50") {
+				t.Fatalf("CreateTable left the old table's options at %q, want fillfactor=50", opts)
 			}
 		}
 		bus := memory.New()
