@@ -1,12 +1,23 @@
-// Package mongorepo is the MongoDB adapter of the notif ports (collections `notif` and
-// `users`). Idempotency needs no transactions: a unique index on (eventId, userId)
-// makes a replayed event's notifications collide with the ones already stored.
+// Package mongorepo is the MongoDB adapter of the notif ports (collections `notif`,
+// `users` and `notif_counts`). Idempotency needs no transactions: a unique index on
+// (eventId, userId) makes a replayed event's notifications collide with the ones
+// already stored.
+//
+// The list's counts (a user's total and unread) are cached in `notif_counts`, next to
+// a per-user change token, so that a list is one page query plus two _id lookups
+// instead of a page query and a count over the user's notifications. See countsOf
+// for why the cache cannot serve a count that misses a completed write, without
+// transactions and without counters (FerretDB v1 applies $inc and $set as a
+// read-modify-write of the whole document, so concurrent increments can be lost).
 package mongorepo
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -41,15 +52,53 @@ type userDoc struct {
 	AggregateVersion int64     `bson:"aggregateVersion"`
 }
 
+// tokenDoc is a user's change token in notif_counts (_id "t:<userId>"). Only writers
+// write it, and each write sets a fresh random value and nothing else, so even a lost
+// update between two writers (FerretDB v1 rewrites the whole document) leaves a value
+// no reader has seen before. One write may give several users the same value: a token
+// is only ever compared with the same user's cached counts.
+type tokenDoc struct {
+	ID    string `bson:"_id"`
+	Token string `bson:"token"`
+}
+
+// countsDoc is a user's cached counts in notif_counts (_id "c:<userId>"). Only readers
+// write it: the counts they computed after reading Token, so every stored version is
+// consistent whichever reader's write lands last.
+type countsDoc struct {
+	ID     string    `bson:"_id"`
+	Token  string    `bson:"token"`
+	Total  int       `bson:"total"`
+	Unread int       `bson:"unread"`
+	At     time.Time `bson:"at"`
+}
+
+// DefaultCountsMaxAge bounds how long cached counts are trusted even when their token
+// is current. It only matters after a write whose token change was lost (the process
+// died between the two, and neither a redelivery nor a client retry came to redo it):
+// such a count is exact again at most this long after it was cached.
+const DefaultCountsMaxAge = time.Minute
+
+// touchTimeout bounds the token change after a write. It runs detached from the
+// caller's cancellation: a client that hangs up after its write was applied must not
+// leave the cached counts current.
+const touchTimeout = 30 * time.Second
+
 // Repo implements app.Notifications and app.Users.
 type Repo struct {
-	notifs *mongo.Collection
-	users  *mongo.Collection
+	notifs       *mongo.Collection
+	users        *mongo.Collection
+	counts       *mongo.Collection
+	countsMaxAge time.Duration
+	now          func() time.Time // time.Now; tests move it
 }
 
 // New returns the repository over db; call EnsureIndexes once at start.
 func New(db *mongo.Database) *Repo {
-	return &Repo{notifs: db.Collection("notif"), users: db.Collection("users")}
+	return &Repo{
+		notifs: db.Collection("notif"), users: db.Collection("users"), counts: db.Collection("notif_counts"),
+		countsMaxAge: DefaultCountsMaxAge, now: time.Now,
+	}
 }
 
 // Index names. Each query of the repository is served by one of them, in the
@@ -82,7 +131,24 @@ func wantedIndexes() []mongo.IndexModel {
 // only the missing ones: FerretDB v1 fails on createIndexes for an index that already
 // exists, which every restart would otherwise hit. Indexes of earlier versions that
 // no query uses are dropped.
+//
+// It also creates notif_counts if missing: FerretDB creates a collection on its first
+// write otherwise, and that first write would race with the list's reads.
 func (r *Repo) EnsureIndexes(ctx context.Context) error {
+	names, err := r.counts.Database().ListCollectionNames(ctx, bson.D{{Key: "name", Value: r.counts.Name()}})
+	if err != nil {
+		return fmt.Errorf("mongo: list collections: %w", err)
+	}
+	if len(names) == 0 {
+		err := r.counts.Database().CreateCollection(ctx, r.counts.Name())
+		var ce mongo.CommandError
+		if errors.As(err, &ce) && ce.Code == 48 { // NamespaceExists: a concurrent start created it
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("mongo: create %s: %w", r.counts.Name(), err)
+		}
+	}
 	cur, err := r.notifs.Indexes().List(ctx)
 	if err != nil {
 		return fmt.Errorf("mongo: list indexes: %w", err)
@@ -150,19 +216,70 @@ func (r *Repo) UserCopy(ctx context.Context, id string) (app.UserCopy, bool, err
 // Redis lost its streams) fails on the unique index alone and the others are still
 // inserted, so the stored one, with its id and read flag, stays as it is. No
 // transaction is needed (FerretDB has none): every document stands alone.
+//
+// Then it changes every recipient's token, whatever the insert's outcome: also when
+// every notification was a duplicate, so that a redelivery after a crash between the
+// insert and the token change repairs the cached counts; and also after an error, as
+// some documents may have been written. A failed token change fails the call, so the
+// event is not acknowledged and its redelivery changes the tokens again.
 func (r *Repo) AddForEvent(ctx context.Context, eventID string, ns []notification.Notification) error {
 	if len(ns) == 0 {
 		return nil
 	}
 	docs := make([]any, len(ns))
+	users := make([]string, 0, len(ns))
 	for i, n := range ns {
 		docs[i] = toDoc(eventID, n)
+		users = append(users, n.UserID())
 	}
 	_, err := r.notifs.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	if err != nil && !onlyDuplicates(err) {
-		return fmt.Errorf("mongo: insert notifications: %w", err)
+		err = fmt.Errorf("mongo: insert notifications: %w", err)
+	} else {
+		err = nil
+	}
+	return errors.Join(err, r.touch(ctx, users...))
+}
+
+// touch gives each user a fresh change token, which makes their cached counts stale.
+// It is called after the write it reports, never before: a reader that cached counts
+// under the old token started counting before the token changed, and they are
+// refused from then on (see countsOf).
+func (r *Repo) touch(ctx context.Context, users ...string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), touchTimeout)
+	defer cancel()
+	slices.Sort(users)
+	users = slices.Compact(users)
+	// First make sure every user has a token document (a duplicate key means it has
+	// one), then set a fresh token on all of them in one update. Not one upsert per
+	// user: on FerretDB v1.24 a bulk of a few hundred upserts did not complete.
+	docs := make([]any, len(users))
+	ids := make([]string, len(users))
+	for i, u := range users {
+		ids[i] = tokenID(u)
+		docs[i] = tokenDoc{ID: ids[i], Token: newToken()}
+	}
+	if _, err := r.counts.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
+		return fmt.Errorf("mongo: create tokens: %w", err)
+	}
+	filter := bson.D{{Key: "_id", Value: ids[0]}} // an _id lookup on every server
+	if len(ids) > 1 {
+		filter = bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
+	}
+	if _, err := r.counts.UpdateMany(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "token", Value: newToken()}}}}); err != nil {
+		return fmt.Errorf("mongo: change tokens: %w", err)
 	}
 	return nil
+}
+
+func tokenID(userID string) string  { return "t:" + userID }
+func countsID(userID string) string { return "c:" + userID }
+
+// newToken returns 128 random bits, so no two writes ever set the same token.
+func newToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // onlyDuplicates reports whether every failure in err is a duplicate key, the
@@ -182,12 +299,12 @@ func onlyDuplicates(err error) bool {
 	return true
 }
 
-// List serves a page newest first and the counts for its meta in two concurrent
-// queries: the page, and one aggregation counting the user's notifications by read
-// state, which gives the filtered total and the unread count at once. One
-// aggregation instead of two counts matters on FerretDB v1, which reads every
-// document of the collection for each query (about half the list's time with 1,000
-// notifications); on MongoDB it is one scan of the user's index entries.
+// List serves a page newest first and the counts for its meta concurrently: the page
+// query, and the counts from countsOf (two _id lookups while the cached counts are
+// current, else one aggregation counting the user's notifications by read state,
+// which gives the filtered total and the unread count at once). Skipping the count
+// halves the work on FerretDB v1, which decodes every document of the collection for
+// each query but an _id lookup; on MongoDB it saves a scan of the user's index entries.
 func (r *Repo) List(ctx context.Context, f app.Filter, skip, limit int) ([]notification.Notification, int, int, error) {
 	filter := bson.D{{Key: "userId", Value: f.UserID}}
 	if f.Unread != nil {
@@ -213,7 +330,7 @@ func (r *Repo) List(ctx context.Context, f app.Filter, skip, limit int) ([]notif
 	})
 	g.Go(func() error {
 		var err error
-		read, unread, err = r.countByRead(gctx, f.UserID)
+		read, unread, err = r.countsOf(gctx, f.UserID)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -234,6 +351,60 @@ func (r *Repo) List(ctx context.Context, f app.Filter, skip, limit int) ([]notif
 		items = append(items, n)
 	}
 	return items, total, unread, nil
+}
+
+// countsOf returns the user's read and unread counts: the cached ones when their token
+// is the user's current token (and they are younger than countsMaxAge), else a fresh
+// count, which it caches under the token it read before counting.
+//
+// Why a current token means exact counts: every write changes the token after it is
+// applied (touch). Counts cached under token T were counted after T was read, so they
+// include every write whose token change came before T was stored. A write whose
+// token change comes later replaces T with a fresh value, and T never comes back, so
+// from then on those counts are refused. Between a write and its token change a
+// reader may still see the counts from before the write, as if it had read just
+// before it. A token change that never happens (a crash in between, with no retry or
+// redelivery to redo it) leaves counts stale for at most countsMaxAge. Proven by the
+// contract suite's "counts stay exact under concurrent writes" (on FerretDB), and by
+// TestCountsCache here.
+func (r *Repo) countsOf(ctx context.Context, userID string) (read, unread int, err error) {
+	start := r.now()
+	var (
+		tok      tokenDoc
+		cached   countsDoc
+		isCached bool
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := r.counts.FindOne(gctx, bson.D{{Key: "_id", Value: tokenID(userID)}}).Decode(&tok)
+		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+			return fmt.Errorf("mongo: read token: %w", err)
+		}
+		return nil // no token yet: no write since this version started, token ""
+	})
+	g.Go(func() error {
+		err := r.counts.FindOne(gctx, bson.D{{Key: "_id", Value: countsID(userID)}}).Decode(&cached)
+		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+			return fmt.Errorf("mongo: read counts: %w", err)
+		}
+		isCached = err == nil
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return 0, 0, err
+	}
+	if age := start.Sub(cached.At); isCached && cached.Token == tok.Token && age < r.countsMaxAge && age > -r.countsMaxAge {
+		return cached.Total - cached.Unread, cached.Unread, nil
+	}
+	read, unread, err = r.countByRead(ctx, userID)
+	if err != nil {
+		return 0, 0, err
+	}
+	doc := countsDoc{ID: countsID(userID), Token: tok.Token, Total: read + unread, Unread: unread, At: start.UTC()}
+	// A failed store costs the next reader a count, nothing else; a duplicate key is a
+	// concurrent reader's first store winning.
+	_, _ = r.counts.ReplaceOne(ctx, bson.D{{Key: "_id", Value: doc.ID}}, doc, options.Replace().SetUpsert(true))
+	return read, unread, nil
 }
 
 // countByRead counts the user's read and unread notifications in one aggregation.
@@ -262,7 +433,10 @@ func (r *Repo) countByRead(ctx context.Context, userID string) (read, unread int
 	return read, unread, nil
 }
 
-// MarkRead sets read on the user's notification and returns it.
+// MarkRead sets read on the user's notification and returns it, then changes the
+// user's token (also when it was read already: a retry after a crash between the two
+// must repair the cached counts). A failed token change fails the call, so the client
+// retries it.
 func (r *Repo) MarkRead(ctx context.Context, userID, id string) (notification.Notification, error) {
 	var d notifDoc
 	err := r.notifs.FindOneAndUpdate(ctx,
@@ -274,18 +448,25 @@ func (r *Repo) MarkRead(ctx context.Context, userID, id string) (notification.No
 		return notification.Notification{}, notification.ErrNotFound
 	}
 	if err != nil {
-		return notification.Notification{}, withContext(ctx, fmt.Errorf("mongo: mark read: %w", err))
+		err = fmt.Errorf("mongo: mark read: %w", err)
+	}
+	if err := errors.Join(err, r.touch(ctx, userID)); err != nil {
+		return notification.Notification{}, withContext(ctx, err)
 	}
 	return fromDoc(d)
 }
 
-// MarkAllRead sets read on every unread notification of the user.
+// MarkAllRead sets read on every unread notification of the user, then changes the
+// user's token (also after an error, as some may have been marked).
 func (r *Repo) MarkAllRead(ctx context.Context, userID string) error {
 	_, err := r.notifs.UpdateMany(ctx,
 		bson.D{{Key: "userId", Value: userID}, {Key: "read", Value: false}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "read", Value: true}}}})
 	if err != nil {
-		return withContext(ctx, fmt.Errorf("mongo: mark all read: %w", err))
+		err = fmt.Errorf("mongo: mark all read: %w", err)
+	}
+	if err := errors.Join(err, r.touch(ctx, userID)); err != nil {
+		return withContext(ctx, err)
 	}
 	return nil
 }
