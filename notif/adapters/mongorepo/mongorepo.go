@@ -3,12 +3,16 @@
 // (eventId, userId) makes a replayed event's notifications collide with the ones
 // already stored.
 //
-// The list's counts (a user's total and unread) are cached in `notif_counts`, next to
-// a per-user change token, so that a list is one page query plus two _id lookups
+// The list's counts (a user's total and unread) are cached in `notif_counts`, keyed by
+// a per-user change token, so that a list is one page query plus three _id lookups
 // instead of a page query and a count over the user's notifications. See countsOf
 // for why the cache cannot serve a count that misses a completed write, without
 // transactions and without counters (FerretDB v1 applies $inc and $set as a
 // read-modify-write of the whole document, so concurrent increments can be lost).
+// The list itself never updates a document, only inserts: on FerretDB v1.24 an update
+// holds one SQLite connection for its query while it waits for a second one for its
+// transaction, and a burst of concurrent updates exhausted the database's pool of 100
+// and hung it for good (seen in the list benchmark at 16 clients).
 package mongorepo
 
 import (
@@ -62,22 +66,23 @@ type tokenDoc struct {
 	Token string `bson:"token"`
 }
 
-// countsDoc is a user's cached counts in notif_counts (_id "c:<userId>"). Only readers
-// write it: the counts they computed after reading Token, so every stored version is
-// consistent whichever reader's write lands last.
+// countsDoc is a user's cached counts in notif_counts, under _id
+// "c:<userId>:<epoch>:<token>" (countsKey). It is only ever inserted, by a reader, with
+// the counts it computed after reading the token and epoch in its _id, and never
+// changed: whichever reader inserts it first, its content is right for that key.
+// touch deletes a user's counts documents, which no key can reach any more.
 type countsDoc struct {
-	ID     string    `bson:"_id"`
-	Token  string    `bson:"token"`
-	Total  int       `bson:"total"`
-	Unread int       `bson:"unread"`
-	At     time.Time `bson:"at"`
+	ID     string `bson:"_id"`
+	UserID string `bson:"userId"`
+	Total  int    `bson:"total"`
+	Unread int    `bson:"unread"`
 }
 
-// DefaultCountsMaxAge bounds how long cached counts are trusted even when their token
-// is current. It only matters after a write whose token change was lost (the process
-// died between the two, and neither a redelivery nor a client retry came to redo it):
-// such a count is exact again at most this long after it was cached.
-const DefaultCountsMaxAge = time.Minute
+// epochID is the document whose token changes at every start of the service
+// (EnsureIndexes). It is part of every counts key, so a restart retires all cached
+// counts: a process that died between a write and its token change restarts, and from
+// then on that write is counted.
+const epochID = "epoch"
 
 // touchTimeout bounds the token change after a write. It runs detached from the
 // caller's cancellation: a client that hangs up after its write was applied must not
@@ -86,19 +91,14 @@ const touchTimeout = 30 * time.Second
 
 // Repo implements app.Notifications and app.Users.
 type Repo struct {
-	notifs       *mongo.Collection
-	users        *mongo.Collection
-	counts       *mongo.Collection
-	countsMaxAge time.Duration
-	now          func() time.Time // time.Now; tests move it
+	notifs *mongo.Collection
+	users  *mongo.Collection
+	counts *mongo.Collection
 }
 
 // New returns the repository over db; call EnsureIndexes once at start.
 func New(db *mongo.Database) *Repo {
-	return &Repo{
-		notifs: db.Collection("notif"), users: db.Collection("users"), counts: db.Collection("notif_counts"),
-		countsMaxAge: DefaultCountsMaxAge, now: time.Now,
-	}
+	return &Repo{notifs: db.Collection("notif"), users: db.Collection("users"), counts: db.Collection("notif_counts")}
 }
 
 // Index names. Each query of the repository is served by one of them, in the
@@ -132,8 +132,9 @@ func wantedIndexes() []mongo.IndexModel {
 // exists, which every restart would otherwise hit. Indexes of earlier versions that
 // no query uses are dropped.
 //
-// It also creates notif_counts if missing: FerretDB creates a collection on its first
-// write otherwise, and that first write would race with the list's reads.
+// It also creates notif_counts if missing (FerretDB would create it on its first
+// write, racing with the list's reads) and starts a new epoch there, which retires
+// every cached count (see epochID).
 func (r *Repo) EnsureIndexes(ctx context.Context) error {
 	names, err := r.counts.Database().ListCollectionNames(ctx, bson.D{{Key: "name", Value: r.counts.Name()}})
 	if err != nil {
@@ -148,6 +149,9 @@ func (r *Repo) EnsureIndexes(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("mongo: create %s: %w", r.counts.Name(), err)
 		}
+	}
+	if err := r.setTokens(ctx, []string{epochID}); err != nil {
+		return fmt.Errorf("mongo: new epoch: %w", err)
 	}
 	cur, err := r.notifs.Indexes().List(ctx)
 	if err != nil {
@@ -241,39 +245,59 @@ func (r *Repo) AddForEvent(ctx context.Context, eventID string, ns []notificatio
 	return errors.Join(err, r.touch(ctx, users...))
 }
 
-// touch gives each user a fresh change token, which makes their cached counts stale.
-// It is called after the write it reports, never before: a reader that cached counts
-// under the old token started counting before the token changed, and they are
-// refused from then on (see countsOf).
+// touch gives each user a fresh change token, which retires their cached counts, and
+// deletes those. It is called after the write it reports, never before: counts cached
+// under the old token were counted before the token changed, and no list looks them
+// up from then on (see countsOf).
 func (r *Repo) touch(ctx context.Context, users ...string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), touchTimeout)
 	defer cancel()
 	slices.Sort(users)
 	users = slices.Compact(users)
-	// First make sure every user has a token document (a duplicate key means it has
-	// one), then set a fresh token on all of them in one update. Not one upsert per
-	// user: on FerretDB v1.24 a bulk of a few hundred upserts did not complete.
-	docs := make([]any, len(users))
 	ids := make([]string, len(users))
 	for i, u := range users {
 		ids[i] = tokenID(u)
-		docs[i] = tokenDoc{ID: ids[i], Token: newToken()}
 	}
-	if _, err := r.counts.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
-		return fmt.Errorf("mongo: create tokens: %w", err)
-	}
-	filter := bson.D{{Key: "_id", Value: ids[0]}} // an _id lookup on every server
-	if len(ids) > 1 {
-		filter = bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
-	}
-	if _, err := r.counts.UpdateMany(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "token", Value: newToken()}}}}); err != nil {
+	if err := r.setTokens(ctx, ids); err != nil {
 		return fmt.Errorf("mongo: change tokens: %w", err)
+	}
+	// Only housekeeping: a counts document left behind is never read again.
+	if _, err := r.counts.DeleteMany(ctx, bson.D{{Key: "userId", Value: oneOf(users)}}); err != nil {
+		return fmt.Errorf("mongo: delete old counts: %w", err)
 	}
 	return nil
 }
 
+// setTokens sets a fresh token on the token documents ids. It first makes sure each
+// exists (a duplicate key means it does), then updates them all in one statement.
+// Not one upsert per document: FerretDB v1.24 keeps every statement's query open
+// until the whole command ends, and a command of a few hundred upserts exhausted its
+// connection pool and never completed.
+func (r *Repo) setTokens(ctx context.Context, ids []string) error {
+	docs := make([]any, len(ids))
+	for i, id := range ids {
+		docs[i] = tokenDoc{ID: id, Token: newToken()}
+	}
+	if _, err := r.counts.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil && !onlyDuplicates(err) {
+		return err
+	}
+	_, err := r.counts.UpdateMany(ctx, bson.D{{Key: "_id", Value: oneOf(ids)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "token", Value: newToken()}}}})
+	return err
+}
+
+// oneOf matches any of vs: a plain equality for one value, which every server serves
+// by its index (FerretDB pushes an _id equality down to SQLite), else $in.
+func oneOf(vs []string) any {
+	if len(vs) == 1 {
+		return vs[0]
+	}
+	return bson.D{{Key: "$in", Value: vs}}
+}
+
 func tokenID(userID string) string  { return "t:" + userID }
-func countsID(userID string) string { return "c:" + userID }
+func countsKey(userID, epoch, token string) string {
+	return "c:" + userID + ":" + epoch + ":" + token
+}
 
 // newToken returns 128 random bits, so no two writes ever set the same token.
 func newToken() string {
@@ -353,57 +377,51 @@ func (r *Repo) List(ctx context.Context, f app.Filter, skip, limit int) ([]notif
 	return items, total, unread, nil
 }
 
-// countsOf returns the user's read and unread counts: the cached ones when their token
-// is the user's current token (and they are younger than countsMaxAge), else a fresh
-// count, which it caches under the token it read before counting.
+// countsOf returns the user's read and unread counts: the cached ones stored under the
+// current epoch and the user's current token, else a fresh count, which it caches
+// under the epoch and token it read before counting.
 //
-// Why a current token means exact counts: every write changes the token after it is
+// Why a cached count is exact: every write changes the user's token after it is
 // applied (touch). Counts cached under token T were counted after T was read, so they
 // include every write whose token change came before T was stored. A write whose
-// token change comes later replaces T with a fresh value, and T never comes back, so
-// from then on those counts are refused. Between a write and its token change a
-// reader may still see the counts from before the write, as if it had read just
-// before it. A token change that never happens (a crash in between, with no retry or
-// redelivery to redo it) leaves counts stale for at most countsMaxAge. Proven by the
-// contract suite's "counts stay exact under concurrent writes" (on FerretDB), and by
-// TestCountsCache here.
+// token change comes later replaces T with a fresh value, T never comes back, so
+// those counts are never looked up again. Between a write and its token change a
+// list may still show the counts from before the write, as if it had come just
+// before it. A token change that never happened (the process died in between) is
+// made up for by a redelivery of the event, a retry of the request, or at the latest
+// by the restart, which starts a new epoch. Proven by the contract suite's "counts
+// stay exact under concurrent writes" (on FerretDB) and by TestCountsCache here.
 func (r *Repo) countsOf(ctx context.Context, userID string) (read, unread int, err error) {
-	start := r.now()
-	var (
-		tok      tokenDoc
-		cached   countsDoc
-		isCached bool
-	)
+	var tok, epoch tokenDoc
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		err := r.counts.FindOne(gctx, bson.D{{Key: "_id", Value: tokenID(userID)}}).Decode(&tok)
-		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-			return fmt.Errorf("mongo: read token: %w", err)
-		}
-		return nil // no token yet: no write since this version started, token ""
-	})
-	g.Go(func() error {
-		err := r.counts.FindOne(gctx, bson.D{{Key: "_id", Value: countsID(userID)}}).Decode(&cached)
-		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-			return fmt.Errorf("mongo: read counts: %w", err)
-		}
-		isCached = err == nil
-		return nil
-	})
+	for id, into := range map[string]*tokenDoc{tokenID(userID): &tok, epochID: &epoch} {
+		g.Go(func() error {
+			err := r.counts.FindOne(gctx, bson.D{{Key: "_id", Value: id}}).Decode(into)
+			if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+				return fmt.Errorf("mongo: read token: %w", err)
+			}
+			return nil // none yet: no write since this version started, token ""
+		})
+	}
 	if err := g.Wait(); err != nil {
 		return 0, 0, err
 	}
-	if age := start.Sub(cached.At); isCached && cached.Token == tok.Token && age < r.countsMaxAge && age > -r.countsMaxAge {
+	key := countsKey(userID, epoch.Token, tok.Token)
+	var cached countsDoc
+	err = r.counts.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&cached)
+	if err == nil {
 		return cached.Total - cached.Unread, cached.Unread, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, 0, fmt.Errorf("mongo: read counts: %w", err)
 	}
 	read, unread, err = r.countByRead(ctx, userID)
 	if err != nil {
 		return 0, 0, err
 	}
-	doc := countsDoc{ID: countsID(userID), Token: tok.Token, Total: read + unread, Unread: unread, At: start.UTC()}
-	// A failed store costs the next reader a count, nothing else; a duplicate key is a
-	// concurrent reader's first store winning.
-	_, _ = r.counts.ReplaceOne(ctx, bson.D{{Key: "_id", Value: doc.ID}}, doc, options.Replace().SetUpsert(true))
+	// A failed insert costs the next list a count, nothing else; a duplicate key is
+	// a concurrent list's insert of the same counts winning.
+	_, _ = r.counts.InsertOne(ctx, countsDoc{ID: key, UserID: userID, Total: read + unread, Unread: unread})
 	return read, unread, nil
 }
 
