@@ -294,7 +294,7 @@ func oneOf(vs []string) any {
 	return bson.D{{Key: "$in", Value: vs}}
 }
 
-func tokenID(userID string) string  { return "t:" + userID }
+func tokenID(userID string) string { return "t:" + userID }
 func countsKey(userID, epoch, token string) string {
 	return "c:" + userID + ":" + epoch + ":" + token
 }
