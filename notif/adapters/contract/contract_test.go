@@ -318,6 +318,56 @@ func TestNotificationsContract(t *testing.T) {
 				}
 			})
 
+			t.Run("a write shows in every list started after it returned, while lists run", func(t *testing.T) {
+				// Lists run without pause beside a sequence of writes, so some count
+				// while a write is under way; each list after a write must see it. A
+				// store that retired cached counts before its write instead of after
+				// would let such a list cache the counts from before the write.
+				const user = "hank"
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				for range 4 {
+					wg.Go(func() {
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if _, _, _, err := s.List(ctx, app.Filter{UserID: user}, 0, 5); err != nil {
+								t.Error(err)
+								return
+							}
+						}
+					})
+				}
+				defer func() { close(stop); wg.Wait() }()
+				check := func(step string, wantTotal, wantUnread int) {
+					t.Helper()
+					_, total, unread, err := s.List(ctx, app.Filter{UserID: user}, 0, 5)
+					if err != nil || total != wantTotal || unread != wantUnread {
+						t.Fatalf("%s: total %d unread %d (%v), want %d and %d", step, total, unread, err, wantTotal, wantUnread)
+					}
+				}
+				const n = 20
+				for i := range n {
+					if err := s.AddForEvent(ctx, fmt.Sprintf("ev-h%02d", i), []notification.Notification{mk(t, fmt.Sprintf("h%02d", i), user, i)}); err != nil {
+						t.Fatal(err)
+					}
+					check(fmt.Sprintf("insert %d", i), i+1, i+1)
+				}
+				for i := range n - 5 {
+					if _, err := s.MarkRead(ctx, user, fmt.Sprintf("h%02d", i)); err != nil {
+						t.Fatal(err)
+					}
+					check(fmt.Sprintf("mark %d", i), n, n-i-1)
+				}
+				if err := s.MarkAllRead(ctx, user); err != nil {
+					t.Fatal(err)
+				}
+				check("read-all", n, 0)
+			})
+
 			t.Run("user copies upsert", func(t *testing.T) {
 				u := app.UserCopy{ID: "u1", Name: "Ann", Email: "ann@example.com", RegisteredAt: base, Version: 1}
 				for range 2 {
