@@ -11,8 +11,9 @@
 // read-modify-write of the whole document, so concurrent increments can be lost).
 // The list itself never updates a document, only inserts: on FerretDB v1.24 an update
 // holds one SQLite connection for its query while it waits for a second one for its
-// transaction, and a burst of concurrent updates exhausted the database's pool of 100
-// and hung it for good (seen in the list benchmark at 16 clients).
+// transaction. In the list benchmark at 16 clients, with requests timing out and
+// their scans going on, the database's pool of 100 connections ran out and it hung
+// for good (a goroutine dump showed every update and find waiting for a connection).
 package mongorepo
 
 import (
@@ -393,7 +394,8 @@ func (r *Repo) List(ctx context.Context, f app.Filter, skip, limit int) ([]notif
 // before it. A token change that never happened (the process died in between) is
 // made up for by a redelivery of the event, a retry of the request, or at the latest
 // by the restart, which starts a new epoch. Proven by the contract suite's "counts
-// stay exact under concurrent writes" (on FerretDB) and by TestCountsCache here.
+// stay exact under concurrent writes" and "a write shows in every list started after
+// it returned, while lists run" (on FerretDB), and by TestCountsCache here.
 func (r *Repo) countsOf(ctx context.Context, userID string) (read, unread int, err error) {
 	var tok, epoch tokenDoc
 	g, gctx := errgroup.WithContext(ctx)
