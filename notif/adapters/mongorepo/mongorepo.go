@@ -115,6 +115,33 @@ const (
 	indexUserUnreadNewest = "user_read_newest"
 )
 
+// indexCountsUser is notif_counts' index on userId, which touch deletes by.
+const indexCountsUser = "counts_user"
+
+// ensureIndex creates ix on c unless an index of its name exists (FerretDB v1 fails
+// on createIndexes for an index that already exists).
+func ensureIndex(ctx context.Context, c *mongo.Collection, ix mongo.IndexModel) error {
+	cur, err := c.Indexes().List(ctx)
+	if err != nil {
+		return fmt.Errorf("mongo: list indexes of %s: %w", c.Name(), err)
+	}
+	var existing []struct {
+		Name string `bson:"name"`
+	}
+	if err := cur.All(ctx, &existing); err != nil {
+		return fmt.Errorf("mongo: list indexes of %s: %w", c.Name(), err)
+	}
+	for _, e := range existing {
+		if e.Name == *ix.Options.Name {
+			return nil
+		}
+	}
+	if _, err := c.Indexes().CreateOne(ctx, ix); err != nil {
+		return fmt.Errorf("mongo: create index %s: %w", *ix.Options.Name, err)
+	}
+	return nil
+}
+
 // obsoleteIndexes were created by earlier versions and no query needs them any
 // more; EnsureIndexes drops them so they stop costing writes.
 var obsoleteIndexes = []string{"user_read"}
@@ -153,6 +180,12 @@ func (r *Repo) EnsureIndexes(ctx context.Context) error {
 	}
 	if err := r.setTokens(ctx, []string{epochID}); err != nil {
 		return fmt.Errorf("mongo: new epoch: %w", err)
+	}
+	// touch deletes a user's cached counts by userId: an index, not a scan, on MongoDB.
+	if err := ensureIndex(ctx, r.counts, mongo.IndexModel{
+		Keys: bson.D{{Key: "userId", Value: 1}}, Options: options.Index().SetName(indexCountsUser),
+	}); err != nil {
+		return err
 	}
 	cur, err := r.notifs.Indexes().List(ctx)
 	if err != nil {

@@ -230,6 +230,10 @@ func TestQueriesUseIndexes(t *testing.T) {
 	if names := servedBy(indexes, []string{"eventId", "userId"}, nil); !slices.Contains(names, indexEventUser) {
 		t.Fatalf("no index on (eventId, userId): %v", indexes)
 	}
+	// touch deletes a user's cached counts by userId.
+	if names := servedBy(listIndexes(t, r.counts), []string{"userId"}, nil); !slices.Contains(names, indexCountsUser) {
+		t.Fatalf("no index on notif_counts.userId: %v", listIndexes(t, r.counts))
+	}
 	seen := map[string]bool{}
 	for _, c := range rec.take() {
 		what, equal, sort := shape(t, c)
