@@ -218,6 +218,156 @@ func TestNotificationsContract(t *testing.T) {
 				}
 			})
 
+			t.Run("counts stay exact under concurrent writes", func(t *testing.T) {
+				// Every kind of write races with the others and with lists (which, on
+				// MongoDB, cache the counts they compute): each event is delivered three
+				// times at once, each mark is sent three times at once, read-alls run
+				// beside inserts. After each round the list's counts must match the
+				// notifications it returns.
+				const user = "gina"
+				var wg sync.WaitGroup
+				list := func() {
+					if _, _, _, err := s.List(ctx, app.Filter{UserID: user}, 0, 5); err != nil {
+						t.Error(err)
+					}
+				}
+				deliver := func(i, copies int) {
+					for k := range copies {
+						wg.Go(func() {
+							n := mk(t, fmt.Sprintf("g%02d-%d", i, k), user, i)
+							if err := s.AddForEvent(ctx, fmt.Sprintf("ev-g%02d", i), []notification.Notification{n}); err != nil {
+								t.Error(err)
+							}
+						})
+					}
+				}
+				readAll := func() {
+					wg.Go(func() {
+						if err := s.MarkAllRead(ctx, user); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				exact := func(round string, wantTotal int) []notification.Notification {
+					t.Helper()
+					items, total, unread, err := s.List(ctx, app.Filter{UserID: user}, 0, 100)
+					if err != nil {
+						t.Fatal(err)
+					}
+					truth := 0
+					for _, n := range items {
+						if !n.Read() {
+							truth++
+						}
+					}
+					if total != wantTotal || len(items) != wantTotal || unread != truth {
+						t.Fatalf("%s: total %d unread %d, but %d stored of which %d unread (want %d)", round, total, unread, len(items), truth, wantTotal)
+					}
+					return items
+				}
+
+				for i := range 30 {
+					deliver(i, 3)
+					wg.Go(list)
+					if i%10 == 5 {
+						readAll()
+					}
+				}
+				wg.Wait()
+				items := exact("inserts, replays and read-alls", 30)
+
+				for j, n := range items {
+					if j%3 == 0 {
+						for range 3 {
+							wg.Go(func() {
+								if _, err := s.MarkRead(ctx, user, n.ID()); err != nil {
+									t.Error(err)
+								}
+							})
+						}
+					}
+					if j%10 == 0 {
+						deliver(j, 1)
+					}
+					wg.Go(list)
+				}
+				wg.Wait()
+				exact("marks and replays", 30)
+
+				for i := 30; i < 40; i++ {
+					deliver(i, 2)
+					wg.Go(list)
+				}
+				readAll()
+				wg.Wait()
+				exact("inserts beside a read-all", 40)
+				// A plain sequence after the races: each write shows in the next list.
+				if err := s.AddForEvent(ctx, "ev-g40", []notification.Notification{mk(t, "g40", user, 40)}); err != nil {
+					t.Fatal(err)
+				}
+				exact("an insert", 41)
+				if _, err := s.MarkRead(ctx, user, "g40"); err != nil {
+					t.Fatal(err)
+				}
+				exact("a mark", 41)
+				if err := s.MarkAllRead(ctx, user); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, unread, _ := s.List(ctx, app.Filter{UserID: user}, 0, 1); unread != 0 {
+					t.Fatalf("unread %d after read-all", unread)
+				}
+			})
+
+			t.Run("a write shows in every list started after it returned, while lists run", func(t *testing.T) {
+				// Lists run without pause beside a sequence of writes, so some count
+				// while a write is under way; each list after a write must see it. A
+				// store that retired cached counts before its write instead of after
+				// would let such a list cache the counts from before the write.
+				const user = "hank"
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				for range 4 {
+					wg.Go(func() {
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if _, _, _, err := s.List(ctx, app.Filter{UserID: user}, 0, 5); err != nil {
+								t.Error(err)
+								return
+							}
+						}
+					})
+				}
+				defer func() { close(stop); wg.Wait() }()
+				check := func(step string, wantTotal, wantUnread int) {
+					t.Helper()
+					_, total, unread, err := s.List(ctx, app.Filter{UserID: user}, 0, 5)
+					if err != nil || total != wantTotal || unread != wantUnread {
+						t.Fatalf("%s: total %d unread %d (%v), want %d and %d", step, total, unread, err, wantTotal, wantUnread)
+					}
+				}
+				const n = 20
+				for i := range n {
+					if err := s.AddForEvent(ctx, fmt.Sprintf("ev-h%02d", i), []notification.Notification{mk(t, fmt.Sprintf("h%02d", i), user, i)}); err != nil {
+						t.Fatal(err)
+					}
+					check(fmt.Sprintf("insert %d", i), i+1, i+1)
+				}
+				for i := range n - 5 {
+					if _, err := s.MarkRead(ctx, user, fmt.Sprintf("h%02d", i)); err != nil {
+						t.Fatal(err)
+					}
+					check(fmt.Sprintf("mark %d", i), n, n-i-1)
+				}
+				if err := s.MarkAllRead(ctx, user); err != nil {
+					t.Fatal(err)
+				}
+				check("read-all", n, 0)
+			})
+
 			t.Run("user copies upsert", func(t *testing.T) {
 				u := app.UserCopy{ID: "u1", Name: "Ann", Email: "ann@example.com", RegisteredAt: base, Version: 1}
 				for range 2 {
