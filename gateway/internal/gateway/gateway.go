@@ -215,7 +215,8 @@ func (g *Gateway) Close() {
 func (g *Gateway) Serve(ctx context.Context, public, admin net.Listener) error {
 	srv := g.newServer()
 	served := make(chan error, 2)
-	go func() { served <- srv.Serve(newLimitListener(public, g.maxConns)) }()
+	ln := newLimitListener(public, g.maxConns)
+	go func() { served <- srv.Serve(ln) }()
 
 	var adminSrv *http.Server
 	if admin != nil {
@@ -239,7 +240,23 @@ func (g *Gateway) Serve(ctx context.Context, public, admin net.Listener) error {
 	g.logger.Info("shutting down: finishing in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
+	shutDown := make(chan struct{})
+	go func() {
+		// Connections that never sent a byte hold no request: close them once they
+		// are old enough, while the shutdown waits for the others.
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			ln.closeSilent(unusedConnGrace)
+			select {
+			case <-shutDown:
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	err := srv.ShutdownWithContext(shutdownCtx)
+	close(shutDown)
 	if adminSrv != nil {
 		_ = adminSrv.Shutdown(shutdownCtx)
 	}

@@ -161,6 +161,51 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	}
 }
 
+// TestShutdownClosesConnectionsThatNeverSentAByte: a connection that a client
+// opened but has not used (an HTTP client that dialled ahead of need, or gave up
+// before sending) holds no request, so it must not hold up the shutdown. fasthttp
+// leaves such a connection in StateNew, which its Shutdown does not close, until
+// the 30 s read timeout: the gateway then outlived an orchestrator's grace
+// period (e2e's 15 s). Like net/http, the gateway closes it once it is 5 s old.
+func TestShutdownClosesConnectionsThatNeverSentAByte(t *testing.T) {
+	h := newHarness(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- h.gw.Serve(ctx, ln, nil) }()
+
+	// A used keep-alive connection, idle now, and a connection that sends nothing.
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = silent.Close() }()
+	time.Sleep(100 * time.Millisecond) // accepted
+	cancel()
+
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve = %v, want nil after a graceful shutdown", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Serve did not return within 15 s: the silent connection held up the shutdown")
+	}
+	_ = silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := silent.Read(make([]byte, 1)); err == nil || n != 0 {
+		t.Errorf("silent connection: read %d bytes, err %v; want it closed by the gateway", n, err)
+	}
+}
+
 func TestRunServesUntilCancelled(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
