@@ -114,6 +114,20 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 }
 
+// serve runs the harness's gateway on a free port until cancel; served
+// receives what Serve returned.
+func serve(t *testing.T, h *harness) (net.Listener, context.CancelFunc, <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- h.gw.Serve(ctx, ln, nil) }()
+	return ln, cancel, served
+}
+
 func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 	h := newHarness(t)
 	started := make(chan struct{})
@@ -122,13 +136,7 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		w.WriteHeader(http.StatusCreated)
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- h.gw.Serve(ctx, ln, nil) }()
+	ln, cancel, served := serve(t, h)
 
 	got := make(chan int, 1)
 	go func() {
@@ -169,13 +177,7 @@ func TestServeFinishesInFlightRequestsOnShutdown(t *testing.T) {
 // period (e2e's 15 s). Like net/http, the gateway closes it once it is 5 s old.
 func TestShutdownClosesConnectionsThatNeverSentAByte(t *testing.T) {
 	h := newHarness(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- h.gw.Serve(ctx, ln, nil) }()
+	ln, cancel, served := serve(t, h)
 
 	// A used keep-alive connection, idle now, and a connection that sends nothing.
 	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
