@@ -190,13 +190,21 @@ func shape(t *testing.T, c recorded) (what string, equal []string, sort []indexK
 // query but an _id lookup as a scan of its SQLite or PostgreSQL table, whatever the
 // indexes (its explain shows SCAN or Seq Scan), so there the explain output is only
 // logged and the indexes are checked against the recorded queries.
-func TestQueriesUseIndexes(t *testing.T) {
-	ctx := context.Background()
+// indexedRepo returns a repository on a fresh database whose indexes are in
+// place, and the recorder of the commands sent to it.
+func indexedRepo(t *testing.T) (*Repo, *recorder) {
+	t.Helper()
 	db, rec := testDB(t)
 	r := New(db)
-	if err := r.EnsureIndexes(ctx); err != nil {
+	if err := r.EnsureIndexes(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return r, rec
+}
+
+func TestQueriesUseIndexes(t *testing.T) {
+	ctx := context.Background()
+	r, rec := indexedRepo(t)
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var first string
 	for i := range 30 {
@@ -251,7 +259,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 		}
 		t.Logf("%s: served by %v", what, names)
 		if c.name == "find" || c.name == "aggregate" {
-			explain(t, db, c)
+			explain(t, r.notifs.Database(), c)
 		}
 	}
 	for _, name := range []string{"find", "aggregate", "findAndModify", "update"} {
@@ -362,11 +370,7 @@ func TestOnlyDuplicates(t *testing.T) {
 // two) is repaired: by the client's retry, else by the restart (a new epoch).
 func TestCountsCache(t *testing.T) {
 	ctx := context.Background()
-	db, rec := testDB(t)
-	r := New(db)
-	if err := r.EnsureIndexes(ctx); err != nil {
-		t.Fatal(err)
-	}
+	r, rec := indexedRepo(t)
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	// Notifications written before the counts cache existed (an older version): no
 	// token and no counts document.
