@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -310,6 +311,79 @@ func TestRedisStreamLossIsRepublishedAndAppliedOnce(t *testing.T) {
 		}
 		if len(effects) != len(envs) {
 			t.Fatalf("%d events took effect, want %d", len(effects), len(envs))
+		}
+	})
+}
+
+// TestAddStoresEnvelopesVerbatim: Add stores each envelope exactly as
+// json.Marshal wrote it, whatever its strings hold, through a transaction,
+// a connection or the database itself (on PostgreSQL the rows travel as
+// array literals, in which quotes and backslashes are escaped), and the
+// relay publishes them unchanged. An event id is not unique in the table:
+// the same envelope added twice is stored twice.
+func TestAddStoresEnvelopesVerbatim(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *bun.DB) {
+		ctx := context.Background()
+		migrate(t, db)
+		titles := []string{
+			`quote " and backslash \ and \" both`, `{"json":["in",{"a":1}]}`, `braces {} commas ,, and NULL`,
+			"NULL", "", "tab\tnewline\nreturn\r", `\\server\share\`, "ünïcödé ✓ 日本語", `'single' quotes`, `trailing \`,
+		}
+		var envs []eventbus.Envelope
+		for i, title := range titles {
+			env, err := contracts.New(contracts.CardCreated{CardID: fmt.Sprint(i), Title: title, AggregateVersion: 1}, fmt.Sprint(i), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			envs = append(envs, env)
+		}
+		if err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error { return outbox.Add(ctx, tx, envs[:4]...) }); err != nil {
+			t.Fatal(err)
+		}
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := outbox.Add(ctx, conn, envs[4:7]...); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.Close()
+		if err := outbox.Add(ctx, db, envs[7:]...); err != nil {
+			t.Fatal(err)
+		}
+		if err := outbox.Add(ctx, db, envs[0]); err != nil {
+			t.Fatalf("adding an envelope a second time: %v", err)
+		}
+		var stored []struct {
+			EventID  string `bun:"event_id"`
+			Envelope string `bun:"envelope"`
+		}
+		if err := db.NewRaw("SELECT event_id, envelope FROM outbox ORDER BY seq").Scan(ctx, &stored); err != nil {
+			t.Fatal(err)
+		}
+		if len(stored) != len(envs)+1 {
+			t.Fatalf("%d rows stored, want %d", len(stored), len(envs)+1)
+		}
+		for i, env := range append(slices.Clone(envs), envs[0]) {
+			want, err := json.Marshal(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stored[i].EventID != env.ID || stored[i].Envelope != string(want) {
+				t.Errorf("row %d holds %s %s, want %s %s", i, stored[i].EventID, stored[i].Envelope, env.ID, want)
+			}
+		}
+		bus := memory.New()
+		startRelay(t, db, bus)
+		eventbustest.Eventually(t, "every row published", func() bool { return len(bus.Stream(contracts.FamilyCard)) == len(envs)+1 })
+		for i, m := range bus.Stream(contracts.FamilyCard)[:len(envs)] {
+			var got contracts.CardCreated
+			if err := json.Unmarshal(m.Envelope.Payload, &got); err != nil {
+				t.Fatal(err)
+			}
+			if m.Envelope.ID != envs[i].ID || got.Title != titles[i] {
+				t.Errorf("published %s with title %q, want %s with %q", m.Envelope.ID, got.Title, envs[i].ID, titles[i])
+			}
 		}
 	})
 }
