@@ -59,6 +59,17 @@ type EpochStore interface {
 	NewStreamEpoch(ctx context.Context, family string) (string, error)
 }
 
+// EncodedPublisher is implemented by publishers that can append envelopes
+// with the JSON encoding the outbox stored for them (redisstream.Publisher),
+// so that the relay does not encode every event again: with it, decoding
+// the row (to quarantine what cannot be published) is the relay's only
+// JSON work per event.
+type EncodedPublisher interface {
+	// PublishEncoded publishes envs as Publish does, encoded[i] being the
+	// JSON encoding of envs[i].
+	PublishEncoded(ctx context.Context, envs []eventbus.Envelope, encoded []string) ([]string, error)
+}
+
 // Trimmer is implemented by publishers that trim their streams themselves,
 // by MINID below the oldest entry some consumer group has not
 // acknowledged; the relay calls it every CheckInterval.
@@ -337,6 +348,7 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	envs := make([]eventbus.Envelope, 0, len(rows))
+	encoded := make([]string, 0, len(rows))
 	good := make([]row, 0, len(rows))
 	for _, o := range rows {
 		var env eventbus.Envelope
@@ -356,6 +368,7 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 			continue
 		}
 		envs = append(envs, env)
+		encoded = append(encoded, o.Envelope)
 		good = append(good, o)
 	}
 	if len(good) == 0 {
@@ -373,7 +386,12 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 		epochs[o.Stream] = e
 	}
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
-	ids, err := r.pub.Publish(pctx, envs...)
+	var ids []string
+	if ep, ok := r.pub.(EncodedPublisher); ok {
+		ids, err = ep.PublishEncoded(pctx, envs, encoded)
+	} else {
+		ids, err = r.pub.Publish(pctx, envs...)
+	}
 	cancel()
 	if err != nil {
 		return 0, errors.Join(err, r.release(ctx, owner))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,6 +83,25 @@ func NewPublisher(client redis.UniversalClient, cfg PublisherConfig) (*Publisher
 // different cluster slots), so after an error some envelopes may have been
 // appended; callers retry the whole batch and consumers deduplicate.
 func (p *Publisher) Publish(ctx context.Context, envs ...eventbus.Envelope) ([]string, error) {
+	encoded := make([]string, len(envs))
+	for i, env := range envs {
+		b, err := json.Marshal(env)
+		if err != nil {
+			return nil, fmt.Errorf("redisstream: encode envelope %s: %w", env.ID, err)
+		}
+		encoded[i] = string(b)
+	}
+	return p.PublishEncoded(ctx, envs, encoded)
+}
+
+// PublishEncoded implements outbox.EncodedPublisher: it publishes envs as
+// Publish does, with encoded[i], the JSON encoding of envs[i] the outbox
+// stored, as the entry's envelope, so that the relay does not encode every
+// event a second time.
+func (p *Publisher) PublishEncoded(ctx context.Context, envs []eventbus.Envelope, encoded []string) ([]string, error) {
+	if len(envs) != len(encoded) {
+		return nil, fmt.Errorf("redisstream: %d envelopes with %d encodings", len(envs), len(encoded))
+	}
 	if len(envs) == 0 {
 		return nil, nil
 	}
@@ -92,13 +112,9 @@ func (p *Publisher) Publish(ctx context.Context, envs ...eventbus.Envelope) ([]s
 		if family == "" {
 			return nil, fmt.Errorf("redisstream: event %s has unknown type %q", env.ID, env.Type)
 		}
-		fields, err := consume.EntryFields(env)
-		if err != nil {
-			return nil, err
-		}
 		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
 			Stream: eventbus.StreamKey(p.cfg.Prefix, family),
-			Values: consume.Values(fields),
+			Values: consume.EntryValues(env, encoded[i]),
 		})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
