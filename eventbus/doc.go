@@ -15,8 +15,9 @@
 //     other than the infrastructure's, see IsTransient) to a bounded
 //     dead-letter stream that the eventctl command lists and re-drives.
 //   - Consumers are idempotent by event id (package inbox for SQL, unique
-//     indexes for MongoDB), so the duplicates that at-least-once delivery
-//     and outbox republishing produce are harmless.
+//     indexes for MongoDB), so the duplicates that at-least-once delivery,
+//     outbox republishing and an envelope added to the outbox twice produce
+//     are harmless.
 //   - Order is never relied on, not even within a family: relay replicas
 //     publish concurrently, a republished event comes after newer ones and
 //     a retried message after its neighbours. Every event about an

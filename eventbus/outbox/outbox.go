@@ -155,7 +155,7 @@ var ddl = sqlddl.Statements{
 // rows are inserted. The relay's lease changes only lease_until and
 // lease_owner, which no index covers, so with room on the row's page it is
 // a HOT update: a new row version beside the old one, no entry in any of
-// the four indexes, the dead version pruned within the page. On full pages
+// the indexes, the dead version pruned within the page. On full pages
 // every lease added an entry to each index, and it cost about as much as
 // the insert (measured: 964 bytes of WAL per row leased at fillfactor 100,
 // 240 at 50, 89% of leases HOT). The table takes about twice the space.
@@ -381,8 +381,8 @@ const insertPGQuery = `INSERT INTO outbox (event_id, type, stream, envelope, cre
 // about 50 KB that PostgreSQL parsed and planned at every commit (and that
 // pgx prepared in an extra round trip, as a new named statement each
 // time): parsing took as long as executing. The constant statement is
-// prepared once per connection. make bench-events: 33,000-34,000 events/s
-// before, 39,000-43,000 after, side by side. The arrays travel as text
+// prepared once per connection. make bench-events: 32,800-34,300 events/s
+// before, 40,500-41,700 after, side by side. The arrays travel as text
 // literals (textArray), which every driver passes as a plain string.
 func insertPG(ctx context.Context, ex execer, rows []row, now time.Time) error {
 	cols := [4][]string{}
