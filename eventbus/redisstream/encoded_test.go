@@ -10,7 +10,6 @@ import (
 	"github.com/bugtracker/bugtracker/eventbus"
 	"github.com/bugtracker/bugtracker/eventbus/contracts"
 	"github.com/bugtracker/bugtracker/eventbus/internal/redistest"
-	"github.com/bugtracker/bugtracker/eventbus/redisstream"
 )
 
 // TestPublishEncodedAppendsTheStoredEncoding: PublishEncoded (the relay's
@@ -20,11 +19,7 @@ import (
 func TestPublishEncodedAppendsTheStoredEncoding(t *testing.T) {
 	ctx := context.Background()
 	client := redistest.Real(t)
-	prefix := redistest.Prefix(t, client)
-	pub, err := redisstream.NewPublisher(client, redisstream.PublisherConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
+	prefix, pub := publisher(t, client)
 	a, b := card(t), card(t)
 	plain, err := json.Marshal(a)
 	if err != nil {

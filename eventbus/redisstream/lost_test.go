@@ -118,11 +118,7 @@ func TestUndecodableEntryIsDeadLettered(t *testing.T) {
 func TestGroupRecreatedAfterStreamLoss(t *testing.T) {
 	ctx := context.Background()
 	client := redistest.Real(t)
-	prefix := redistest.Prefix(t, client)
-	pub, err := redisstream.NewPublisher(client, redisstream.PublisherConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
+	prefix, pub := publisher(t, client)
 	sub, err := redisstream.NewSubscriber(client, redisstream.SubscriberConfig{Prefix: prefix, Group: "g", Block: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

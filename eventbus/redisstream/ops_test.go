@@ -27,11 +27,7 @@ import (
 func TestTrimKeepsUnacknowledgedEntries(t *testing.T) {
 	ctx := context.Background()
 	client := redistest.Real(t)
-	prefix := redistest.Prefix(t, client)
-	pub, err := redisstream.NewPublisher(client, redisstream.PublisherConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
+	prefix, pub := publisher(t, client)
 	key := eventbus.StreamKey(prefix, contracts.FamilyCard)
 	var ids []string
 	for range 10 {

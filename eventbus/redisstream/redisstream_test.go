@@ -21,12 +21,18 @@ type backend struct {
 }
 
 func newBackend(t *testing.T, client redis.UniversalClient) eventbustest.Backend {
+	prefix, pub := publisher(t, client)
+	return backend{client, prefix, pub}
+}
+
+// publisher returns a publisher on client under a key prefix of its own.
+func publisher(t *testing.T, client redis.UniversalClient) (string, *redisstream.Publisher) {
 	prefix := redistest.Prefix(t, client)
 	pub, err := redisstream.NewPublisher(client, redisstream.PublisherConfig{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return backend{client, prefix, pub}
+	return prefix, pub
 }
 
 func (b backend) Publisher() eventbus.Publisher { return b.pub }
