@@ -748,7 +748,10 @@ func (r *Relay) usedEpochs(ctx context.Context, family string) ([]sql.NullString
 	}
 	// The first probe includes the empty epoch, which a relay whose
 	// publisher keeps no epochs records.
-	query := "SELECT MIN(epoch) FROM outbox WHERE stream = ? AND published_at IS NOT NULL AND epoch >= ?"
+	// The first row in index order rather than MIN(epoch): MariaDB, whose
+	// index holds every row, reads the first entry of the range for MIN
+	// only when no other column is tested, and read every published row.
+	query := "SELECT (SELECT epoch FROM outbox WHERE stream = ? AND published_at IS NOT NULL AND epoch >= ? ORDER BY epoch LIMIT 1)"
 	var after string
 	for {
 		var e sql.NullString
@@ -759,7 +762,7 @@ func (r *Relay) usedEpochs(ctx context.Context, family string) ([]sql.NullString
 			return out, nil
 		}
 		out = append(out, e)
-		query, after = "SELECT MIN(epoch) FROM outbox WHERE stream = ? AND published_at IS NOT NULL AND epoch > ?", e.String
+		query, after = "SELECT (SELECT epoch FROM outbox WHERE stream = ? AND published_at IS NOT NULL AND epoch > ? ORDER BY epoch LIMIT 1)", e.String
 	}
 }
 

@@ -75,3 +75,37 @@ func TestCreateTableUpgradesOldTable(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateTableKeepsThePreviousReleasesEpochIndex: on a PostgreSQL table
+// of the previous release, CreateTable drops the unique constraint on
+// event_id but does not build the partial index of published rows, which
+// would block the service's inserts for the whole build; the full index of
+// the same columns stays and serves the maintenance.
+func TestCreateTableKeepsThePreviousReleasesEpochIndex(t *testing.T) {
+	db := dbtest.Postgres(t)
+	ctx := context.Background()
+	migrate(t, db)
+	for _, q := range []string{
+		"DROP INDEX outbox_published_epoch_idx",
+		"CREATE INDEX outbox_stream_epoch_idx ON outbox (stream, epoch, published_at)",
+		"ALTER TABLE outbox ADD CONSTRAINT outbox_event_id_key UNIQUE (event_id)",
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	migrate(t, db)
+	var idx []string
+	if err := db.NewRaw("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'outbox' ORDER BY indexname").Scan(ctx, &idx); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"outbox_pending_idx", "outbox_pkey", "outbox_stream_epoch_idx"}; !slices.Equal(idx, want) {
+		t.Fatalf("indexes after the upgrade: %q, want %q", idx, want)
+	}
+	bus := memory.New()
+	r := startRelay(t, db, bus)
+	envs := events(t, 2)
+	commit(t, db, r, envs...)
+	waitPublished(t, bus, envs)
+	commit(t, db, r, envs[0]) // no unique constraint any more
+}
