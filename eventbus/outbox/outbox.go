@@ -421,7 +421,6 @@ func insertPG(ctx context.Context, ex execer, rows []row, now time.Time) error {
 // execer is the database/sql side of a bun handle.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // sqlHandle returns the database/sql handle under db when db is a
